@@ -21,6 +21,7 @@ demo: setup
 	$(BIN)/postdesk demo
 
 test: setup
+	sh scripts/test-deps.sh
 	$(BIN)/python -m postdesk.testing.runall
 
 lint: setup

@@ -1,0 +1,3 @@
+from postdesk.cli import main
+
+main()

@@ -1,0 +1,159 @@
+"""Shared fixtures: one small cast (Alice and Bob are agents in project 101, Charlie is an agent of project 202 only,
+Sam supervises), the project with its queues and accounts, a real SMTP sink, API clients with tokens."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.test import Client
+
+from postdesk.core import clock
+
+
+@pytest.fixture(autouse=True)
+def _clock_runs():
+    clock.set_now(None)
+    yield
+    clock.set_now(None)
+
+
+@pytest.fixture
+def frozen_clock():
+    moment = dt.datetime(2026, 11, 26, 9, 30, tzinfo=dt.UTC)
+    clock.set_now(moment)
+    return clock
+
+
+@pytest.fixture
+def users(db):
+    from postdesk.accounts.models import User
+
+    def make(username, role):
+        user = User.objects.create(username=username, role=role, first_name=username.capitalize())
+        user.set_password(f"{username}-password")
+        user.save()
+        return user
+
+    return {
+        "alice": make("alice", "agent"),
+        "bob": make("bob", "agent"),
+        "charlie": make("charlie", "agent"),
+        "sam": make("sam", "supervisor"),
+    }
+
+
+@pytest.fixture
+def alice(users):
+    return users["alice"]
+
+
+@pytest.fixture
+def bob(users):
+    return users["bob"]
+
+
+@pytest.fixture
+def charlie(users):
+    return users["charlie"]
+
+
+@pytest.fixture
+def sam(users):
+    return users["sam"]
+
+
+@pytest.fixture
+def project(users):
+    from postdesk.projects import services
+
+    project = services.create_project(key="101", name="Acme Care")
+    services.update_settings(project, {"language_detection": True, "email_queue": True})
+    english = services.create_queue(project, name="English", language="en")
+    magyar = services.create_queue(project, name="Magyar", language="hu")
+    services.set_skill(project, users["alice"], project.default_queue, 5)
+    services.set_skill(project, users["alice"], english, 5)
+    services.set_skill(project, users["bob"], project.default_queue, 3)
+    services.set_skill(project, users["bob"], magyar, 5)
+    services.set_skill(project, users["bob"], english, 2)
+    return project
+
+
+@pytest.fixture
+def other_project(users):
+    from postdesk.projects import services
+
+    project = services.create_project(key="202", name="Beta Sales")
+    services.set_skill(project, users["charlie"], project.default_queue, 5)
+    return project
+
+
+@pytest.fixture
+def forwarding(project):
+    from postdesk.mailboxes.services import upsert_account
+
+    account, _ = upsert_account(
+        {"name": "support-in", "protocol": "forwarding", "address": "support@acme.test"}, project=project
+    )
+    return account
+
+
+@pytest.fixture
+def smtp_sink():
+    from postdesk.testing.smtpsink import SmtpSink
+
+    with SmtpSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def sender_account(project, smtp_sink):
+    from postdesk.mailboxes.services import upsert_account
+    from postdesk.projects.services import set_sender_accounts
+
+    account, _ = upsert_account(
+        {
+            "name": "support-out",
+            "protocol": "smtp",
+            "address": "support@acme.test",
+            "display_name": "Acme Support",
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "security": "none",
+            "auth": "none",
+            "is_default": True,
+        }
+    )
+    set_sender_accounts(project, [account])
+    return account
+
+
+class ApiClient:
+    """A test client that sends a bearer token and JSON."""
+
+    def __init__(self, user):
+        from postdesk.accounts.services import create_token
+
+        self.user = user
+        self.token = create_token(user) if user is not None else None
+        self.client = Client()
+
+    def _headers(self):
+        return {"HTTP_AUTHORIZATION": f"Bearer {self.token}"} if self.token else {}
+
+    def get(self, path, **params):
+        return self.client.get(path, params, **self._headers())
+
+    def post(self, path, data=None, content_type="application/json"):
+        import json
+
+        body = data if isinstance(data, (bytes, str)) else json.dumps(data if data is not None else {})
+        return self.client.post(path, body, content_type=content_type, **self._headers())
+
+    def delete(self, path):
+        return self.client.delete(path, **self._headers())
+
+
+@pytest.fixture
+def api():
+    return ApiClient

@@ -1,0 +1,169 @@
+"""Durable intake: the raw bytes and the envelope are committed to the database before the listener answers 250.
+
+The SMTP/LMTP listener and the HTTP inbound endpoint call ``store``; the listener goes through ``IntakeWriter``, one
+thread that commits messages in small batches (group commit: one fsync for many messages under load). After the
+commit the processing job is queued; if the process dies first, the worker's start-up recovery finds the rows."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import threading
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from django.db import close_old_connections, transaction
+
+from postdesk.core import clock
+from postdesk.emails.models import RawMessage
+from postdesk.inbound.dedup import dedup_key
+from postdesk.inbound.models import IncomingMessage
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Delivery:
+    """One accepted message: the raw bytes, the envelope and the forwarding accounts it was addressed to."""
+
+    raw: bytes
+    mail_from: str
+    rcpt_to: list[str]
+    accounts: list  # EmailAccount rows (forwarding), one per accepted recipient
+    protocol: str = "smtp"
+    peer: str = ""
+    helo: str = ""
+    received_at: object = field(default_factory=clock.now)
+
+
+@dataclass
+class Stored:
+    ids: list[int]  # IncomingMessage ids created (empty when every copy was a duplicate)
+    duplicates: int
+
+
+def store(delivery: Delivery) -> Stored:
+    """Write one delivery (call inside a transaction). One IncomingMessage per distinct project."""
+    key = dedup_key(delivery.raw)
+    by_project: dict[int, object] = {}
+    for account in delivery.accounts:
+        by_project.setdefault(account.project_id, account)
+    fresh = list(by_project.items())
+    duplicates = 0
+    if key is not None:
+        seen = set(
+            IncomingMessage.objects.filter(project_id__in=list(by_project), dedup_key=key).values_list(
+                "project_id", flat=True
+            )
+        )
+        duplicates = len(seen)
+        fresh = [(p, a) for p, a in fresh if p not in seen]
+    if not fresh:
+        return Stored([], duplicates)
+    raw = RawMessage.objects.create(
+        data=delivery.raw, sha256=hashlib.sha256(delivery.raw).hexdigest(), created_at=delivery.received_at
+    )
+    rows = [
+        IncomingMessage(
+            received_at=delivery.received_at,
+            protocol=delivery.protocol,
+            peer=delivery.peer[:100],
+            helo=delivery.helo[:255],
+            account=account,
+            project_id=project_id,
+            mail_from=delivery.mail_from[:998],
+            rcpt_to=delivery.rcpt_to[:100],
+            raw=raw,
+            dedup_key=key,
+        )
+        for project_id, account in fresh
+    ]
+    created = IncomingMessage.objects.bulk_create(rows, ignore_conflicts=key is not None)
+    ids = [r.pk for r in created if r.pk is not None]
+    if len(ids) != len(rows):  # ignore_conflicts leaves pks unset on some backends: look them up
+        ids = list(IncomingMessage.objects.filter(raw=raw).values_list("id", flat=True))
+    return Stored(ids, duplicates + len(rows) - len(ids))
+
+
+def store_now(delivery: Delivery) -> Stored:
+    """Store and commit one delivery, then queue its processing (the HTTP endpoint's path)."""
+    with transaction.atomic():
+        stored = store(delivery)
+    if stored.ids:
+        notify_processing(stored.ids)
+    return stored
+
+
+def notify_processing(ids: list[int]) -> None:
+    from postdesk.inbound.tasks import process_incoming
+
+    try:
+        process_incoming(ids)
+    except (
+        Exception
+    ):  # the job store is unavailable: the worker's recovery and periodic sweep pick the rows up
+        log.warning("could not queue inbound processing; the periodic sweep will pick the message up")
+
+
+class IntakeWriter:
+    """Group commit for the listener: messages submitted from the event loop are written by one thread in batches
+    of up to ``max_batch``, one transaction (one fsync) per batch. Each submit's Future resolves after the commit."""
+
+    def __init__(self, max_batch: int = 64):
+        self.max_batch = max_batch
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        self._stopping = False
+        self._thread.start()
+
+    def submit(self, delivery: Delivery) -> Future:
+        future: Future = Future()
+        self._queue.put((delivery, future))
+        return future
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
+            self._write(batch)
+
+    def _write(self, batch) -> None:
+        close_old_connections()
+        try:
+            with transaction.atomic():
+                results = [store(d) for d, _ in batch]
+        except Exception as exc:
+            log.warning("batch of %d failed to store (%s); retrying one by one", len(batch), exc)
+            results = []
+            for delivery, _future in batch:
+                try:
+                    with transaction.atomic():
+                        results.append(store(delivery))
+                except Exception as single:  # storage error: the listener answers 451, the sender retries
+                    results.append(single)
+        created: list[int] = []
+        for (_, future), result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                future.set_exception(result)
+            else:
+                created += result.ids
+                future.set_result(result)
+        if created:
+            notify_processing(created)

@@ -1,0 +1,199 @@
+"""The SMTP and LMTP listener (aiosmtpd). Thin on purpose: check the recipient, store the raw bytes durably, answer,
+queue the processing. Everything about the message itself happens later in the worker (inbound.processing).
+
+Rules at the door:
+- RCPT to an address that is no enabled forwarding account: 550 5.1.1.
+- Larger than POSTDESK_SMTP_MAX_SIZE: 552, nothing stored.
+- Only <CRLF>.<CRLF> ends DATA (aiosmtpd reads lines ending in CRLF only); a message with bare LF line endings is
+  refused with 550 5.6.11 (as Postfix does since 3.9), a lone CR stays data. Together these close the SMTP
+  smuggling family (CVE-2023-51764/51765/51766).
+- Commands pipelined before STARTTLS are discarded by aiosmtpd when TLS starts (RFC 3207 4.2).
+- 250 only after the commit; a storage error gives 451 4.3.0 and the sender retries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import threading
+import time
+
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import close_old_connections
+
+from postdesk.inbound.intake import Delivery, IntakeWriter
+
+log = logging.getLogger(__name__)
+BARE_LF = re.compile(rb"(?<!\r)\n")
+MAX_RECIPIENTS = 100
+
+
+class AccountDirectory:
+    """Forwarding addresses -> accounts, cached in memory and refreshed every few seconds (and on a miss, at most
+    once a second), so that RCPT needs no database round trip under load."""
+
+    def __init__(self, ttl: float = 5.0):
+        self.ttl = ttl
+        self._map: dict[str, object] = {}
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    def _load(self) -> None:
+        from postdesk.mailboxes.models import EmailAccount, Protocol
+
+        close_old_connections()
+        accounts = EmailAccount.objects.filter(
+            protocol=Protocol.FORWARDING, enabled=True, project__isnull=False
+        )
+        self._map = {a.address.lower(): a for a in accounts}
+        self._loaded = time.monotonic()
+
+    def lookup(self, address: str):
+        """The account for an address; `local+tag@domain` (VERP return paths, subaddresses) reaches `local@domain`."""
+        address = (address or "").strip().lower()
+        local, _, domain = address.rpartition("@")
+        base = f"{local.split('+', 1)[0]}@{domain}"
+        with self._lock:
+            age = time.monotonic() - self._loaded
+            if age > self.ttl or (address not in self._map and base not in self._map and age > 1.0):
+                self._load()
+            return self._map.get(address) or self._map.get(base)
+
+
+class IntakeHandler:
+    def __init__(self, writer: IntakeWriter, directory: AccountDirectory, protocol: str = "smtp"):
+        self.writer = writer
+        self.directory = directory
+        self.protocol = protocol
+        self._lookup = sync_to_async(directory.lookup, thread_sensitive=False)
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options
+    ):
+        if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
+            return "452 4.5.3 Too many recipients"
+        try:
+            account = await self._lookup(address)
+        except Exception:
+            log.exception("recipient lookup failed")
+            return "451 4.3.0 Temporary lookup failure, try again later"
+        if account is None:
+            return "550 5.1.1 No such recipient here"
+        envelope.rcpt_tos.append(address)
+        accounts = getattr(envelope, "postdesk_accounts", None)
+        if accounts is None:
+            accounts = envelope.postdesk_accounts = []
+        accounts.append(account)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope):
+        raw = envelope.original_content or b""
+        count = len(envelope.rcpt_tos)
+        if BARE_LF.search(raw):
+            return self._answer("550 5.6.11 Bare <LF> line endings are not allowed, use <CR><LF>", count)
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer or "")
+        delivery = Delivery(
+            raw=raw,
+            mail_from=envelope.mail_from or "",
+            rcpt_to=list(envelope.rcpt_tos),
+            accounts=list(getattr(envelope, "postdesk_accounts", [])),
+            protocol=self.protocol,
+            peer=peer,
+            helo=session.host_name or "",
+        )
+        try:
+            stored = await asyncio.wrap_future(self.writer.submit(delivery))
+        except Exception as exc:
+            log.error("could not store a message from %s: %s", peer, exc)
+            return self._answer("451 4.3.0 Temporary storage failure, try again later", count)
+        note = f" queued as {stored.ids[0]}" if stored.ids else " (duplicate, already stored)"
+        return self._answer(f"250 2.0.0 OK{note}", count)
+
+    def _answer(self, reply: str, count: int) -> str:
+        if self.protocol == "lmtp":  # LMTP: one reply per accepted recipient
+            return "\r\n".join([reply] * max(count, 1))
+        return reply
+
+
+class IntakeSMTP(SMTP):
+    line_length_limit = 1024 * 1024  # be liberal: real mail has long lines; the message size is capped anyway
+
+
+class IntakeLMTP(LMTP):
+    line_length_limit = 1024 * 1024
+
+
+def tls_context() -> ssl.SSLContext | None:
+    config = settings.CONFIG
+    if not config.smtp_tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(config.smtp_tls_cert, config.smtp_tls_key)
+    return context
+
+
+async def start_servers(
+    smtp: tuple[str, int] | None,
+    lmtp: tuple[str, int] | None,
+    writer: IntakeWriter,
+    directory: AccountDirectory | None = None,
+):
+    """Start the listeners on the running loop; returns the asyncio servers."""
+    loop = asyncio.get_running_loop()
+    directory = directory or AccountDirectory()
+    config = settings.CONFIG
+    context = tls_context()
+    servers = []
+    common = dict(
+        data_size_limit=config.smtp_max_message_bytes,
+        hostname=config.smtp_hostname,
+        ident="postdesk",
+        enable_SMTPUTF8=True,
+        decode_data=False,
+        timeout=300,
+        loop=loop,
+    )
+    if smtp:
+        smtp_handler = IntakeHandler(writer, directory, "smtp")
+        servers.append(
+            await loop.create_server(
+                lambda: IntakeSMTP(smtp_handler, tls_context=context, require_starttls=False, **common), *smtp
+            )
+        )
+    if lmtp:
+        lmtp_handler = IntakeHandler(writer, directory, "lmtp")
+        servers.append(await loop.create_server(lambda: IntakeLMTP(lmtp_handler, **common), *lmtp))
+    return servers
+
+
+def run(smtp: tuple[str, int] | None, lmtp: tuple[str, int] | None) -> None:
+    """Run the listeners until SIGTERM/SIGINT."""
+    import signal
+
+    writer = IntakeWriter()
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def main():
+        servers = await start_servers(smtp, lmtp, writer)
+        for label, addr in (("SMTP", smtp), ("LMTP", lmtp)):
+            if addr:
+                log.info("%s listening on %s:%s", label, *addr)
+        await stop.wait()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
+
+    try:
+        loop.run_until_complete(main())
+    finally:
+        writer.stop()
+        loop.close()

@@ -1,0 +1,199 @@
+"""Sending queued emails through their SMTP account: claim, deliver over pooled connections, record outcomes.
+
+Outcomes: accepted by the relay -> status sent + event Delivered; a 5xx -> Dropped with the server's reply kept;
+4xx or connection errors -> retried with exponential backoff, at most MAX_ATTEMPTS times, then Dropped; the account's
+credentials refused -> Failed with the server's message, the account marked with the error."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+
+from django.db import transaction
+
+from postdesk.core import clock
+from postdesk.emails.models import Direction, Email, EventKind, Status
+from postdesk.emails.services import add_event
+from postdesk.mailboxes.models import Auth, EmailAccount
+from postdesk.outbound import journal
+from postdesk.outbound.pool import POOL, Endpoint, SmtpError
+
+log = logging.getLogger(__name__)
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = 30  # seconds: 30 s, 1 min, 2 min, 4 min, ... capped at 1 h
+
+
+def backoff(attempt: int) -> dt.timedelta:
+    return dt.timedelta(seconds=min(BACKOFF_BASE * (2 ** max(attempt - 1, 0)), 3600))
+
+
+def endpoint_for(account: EmailAccount) -> tuple[Endpoint, str]:
+    """The connection settings and the secret (password or fresh OAuth access token) of an account."""
+    if account.auth == Auth.XOAUTH2:
+        from postdesk.outbound.oauth import OAuthError, access_token
+
+        try:
+            secret = access_token(account)
+        except OAuthError as exc:
+            raise SmtpError(f"OAuth: {exc}", auth=True, permanent=True)
+    else:
+        secret = account.password or ""
+    endpoint = Endpoint(
+        host=account.host,
+        port=account.port or 587,
+        security=account.security,
+        auth=account.auth,
+        username=account.username,
+        tls_verify=account.tls_verify,
+        ca_file=account.ca_file or "",
+    )
+    return endpoint, secret
+
+
+def claim(ids: list[int]) -> list[Email]:
+    """Move queued emails to 'sending' (one transaction); only those this call moved are returned."""
+    moment = clock.now()
+    claimed = []
+    with transaction.atomic():
+        for email_id in ids:
+            if Email.objects.filter(pk=email_id, direction=Direction.OUT, status=Status.QUEUED).update(
+                status=Status.SENDING, next_attempt_at=moment
+            ):
+                claimed.append(email_id)
+    return list(Email.objects.filter(pk__in=claimed).select_related("account", "raw").order_by("id"))
+
+
+def deliver(ids: list[int]) -> dict:
+    """Send these emails (those still queued). Returns counts by outcome."""
+    emails = claim(ids)
+    by_account: dict[int, list[Email]] = defaultdict(list)
+    for email in emails:
+        by_account[email.account_id].append(email)
+    outcomes: list[tuple[Email, str, str, dict]] = []
+    for group in by_account.values():
+        outcomes += _deliver_group(group)
+    _record(outcomes)
+    counts: dict[str, int] = defaultdict(int)
+    for _, outcome, _, _ in outcomes:
+        counts[outcome] += 1
+    return dict(counts)
+
+
+def _deliver_group(emails: list[Email]) -> list[tuple[Email, str, str, dict]]:
+    account = emails[0].account
+    out = []
+    try:
+        endpoint, secret = endpoint_for(account)
+    except SmtpError as exc:
+        return [(e, "failed", str(exc), {}) for e in emails]
+    conn = None
+    for email in emails:
+        recipients = list(dict.fromkeys([*email.to, *email.cc, *email.bcc]))
+        try:
+            if conn is None:
+                conn = POOL.get(endpoint, secret)
+            refused, reply = conn.send(
+                email.return_path,
+                recipients,
+                bytes(email.raw.data),
+                on_data_start=lambda e=email: journal.record(e.pk, "data"),
+            )
+            journal.record(email.pk, "ok")
+            out.append((email, "sent", reply, {"refused": refused} if refused else {}))
+        except SmtpError as exc:
+            if conn is not None:
+                POOL.put(endpoint, secret, conn, healthy=False)
+                conn = None
+            if exc.auth:
+                out.append((email, "failed", str(exc), {"auth": True}))
+                from postdesk.outbound.oauth import mark_error
+
+                mark_error(account, f"sending failed: {exc}")
+            elif exc.permanent:
+                out.append((email, "dropped", str(exc), {"code": exc.code}))
+            else:
+                out.append((email, "retry", str(exc), {"code": exc.code}))
+    if conn is not None:
+        POOL.put(endpoint, secret, conn)
+    return out
+
+
+def _record(outcomes) -> None:
+    moment = clock.now()
+    retry_ids = []
+    with transaction.atomic():
+        for email, outcome, reply, detail in outcomes:
+            attempts = email.attempts + 1
+            if outcome == "sent":
+                Email.objects.filter(pk=email.pk).update(
+                    status=Status.SENT, sent_at=moment, smtp_response=reply[:2000], attempts=attempts
+                )
+                add_event(email, EventKind.DELIVERED, {"reply": reply[:500], **detail}, at=moment)
+            elif outcome == "failed":
+                Email.objects.filter(pk=email.pk).update(
+                    status=Status.FAILED, smtp_response=reply[:2000], attempts=attempts
+                )
+            elif outcome == "dropped" or attempts >= MAX_ATTEMPTS:
+                Email.objects.filter(pk=email.pk).update(
+                    status=Status.DROPPED, smtp_response=reply[:2000], attempts=attempts
+                )
+                add_event(email, EventKind.DROPPED, {"reply": reply[:500], **detail}, at=moment)
+            else:
+                Email.objects.filter(pk=email.pk).update(
+                    status=Status.QUEUED,
+                    smtp_response=reply[:2000],
+                    attempts=attempts,
+                    next_attempt_at=moment + backoff(attempts),
+                )
+                add_event(email, EventKind.DEFERRED, {"reply": reply[:500], "attempt": attempts}, at=moment)
+                retry_ids.append((email.pk, backoff(attempts)))
+    if retry_ids:
+        from postdesk.outbound.tasks import send_emails
+
+        for email_id, delay in retry_ids:
+            try:
+                send_emails.schedule(args=([email_id],), delay=delay.total_seconds())
+            except Exception:  # the periodic sweep retries due emails anyway
+                log.warning("could not schedule retry of email %s", email_id)
+
+
+STUCK_AFTER = dt.timedelta(
+    minutes=2
+)  # a claimed batch is sent well within this; older claims were interrupted
+
+
+def recover_interrupted(stuck_after: dt.timedelta = STUCK_AFTER) -> dict:
+    """Emails left in 'sending' by a crash: retry those whose content was never transmitted; the others may have
+    been accepted by the relay, so they are marked sent (unconfirmed) rather than sent twice."""
+    started = journal.started_ids()
+    counts = {"retried": 0, "unconfirmed": 0}
+    stuck = list(
+        Email.objects.filter(
+            direction=Direction.OUT, status=Status.SENDING, next_attempt_at__lte=clock.now() - stuck_after
+        ).values_list("id", flat=True)
+    )
+    with transaction.atomic():
+        for email_id in stuck:
+            if email_id in started:
+                Email.objects.filter(pk=email_id, status=Status.SENDING).update(
+                    status=Status.SENT,
+                    sent_at=clock.now(),
+                    smtp_response="unconfirmed: the sender stopped after transmitting; not sent again",
+                )
+                counts["unconfirmed"] += 1
+            else:
+                Email.objects.filter(pk=email_id, status=Status.SENDING).update(
+                    status=Status.QUEUED, next_attempt_at=clock.now()
+                )
+                counts["retried"] += 1
+    journal.prune()
+    return counts
+
+
+def due_ids(limit: int = 500) -> list[int]:
+    return list(
+        Email.objects.filter(direction=Direction.OUT, status=Status.QUEUED, next_attempt_at__lte=clock.now())
+        .order_by("next_attempt_at", "id")
+        .values_list("id", flat=True)[:limit]
+    )

@@ -1,0 +1,193 @@
+"""Every email postdesk sends is created here, in the transaction of the action that causes it, and sent by a job
+after that transaction commits (outbound.tasks.send_emails). Addresses and header values are checked first: CR, LF or
+other controls anywhere give a 422 naming the field and nothing is queued."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from django.conf import settings
+
+from postdesk.core import clock, jobs
+from postdesk.core.errors import Invalid
+from postdesk.emails import search, threads
+from postdesk.emails.models import Direction, Email, EmailContent, Kind, RawMessage, Status
+from postdesk.emails.services import verp_address
+from postdesk.inbound import threading as jwz
+from postdesk.outbound.compose import HeaderInjectionError, build_message, make_message_id, validate_address
+
+PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
+
+
+def render(template_text: str, fields: dict) -> str:
+    """Substitute {{ name }} placeholders; unknown names become empty."""
+    return PLACEHOLDER_RE.sub(lambda m: str(fields.get(m.group(1), "")), template_text or "")
+
+
+def _addresses(field: str, values) -> list[str]:
+    out = []
+    for i, value in enumerate(values or []):
+        try:
+            out.append(validate_address(f"{field}[{i}]", str(value).strip()))
+        except HeaderInjectionError as exc:
+            raise Invalid(str(exc), field=getattr(exc, "field", None) or f"{field}[{i}]")
+    return out
+
+
+def queue_email(
+    *,
+    project,
+    account,
+    kind: str,
+    to: list[str],
+    subject: str,
+    text: str,
+    html: str | None = None,
+    cc: list[str] | None = None,
+    bcc: list[str] | None = None,
+    reply_to_email: Email | None = None,
+    ticket=None,
+    thread=None,
+    sent_by=None,
+    template=None,
+    record=None,
+    disposition=None,
+    campaign=None,
+    headers: dict | None = None,
+    null_return_path: bool = False,
+    attachments: list[tuple[str, str, bytes]] | None = None,
+    from_name: str | None = None,
+) -> Email:
+    """Create an outbound email (status queued) with its exact bytes, and queue its sending after the commit."""
+    if account is None:
+        raise Invalid(
+            "no sender account: configure an SMTP sender account for the project", field="sender_account"
+        )
+    to, cc, bcc = _addresses("to", to), _addresses("cc", cc), _addresses("bcc", bcc)
+    if not to:
+        raise Invalid("at least one recipient is needed", field="to")
+    moment = clock.now()
+    domain = account.address.rpartition("@")[2] or "postdesk.invalid"
+    message_id = make_message_id(domain)
+    in_reply_to, references = "", []
+    if reply_to_email is not None and reply_to_email.message_id:
+        in_reply_to = reply_to_email.message_id
+        references = jwz.parse_references(reply_to_email.references) + [reply_to_email.message_id]
+    email = Email.objects.create(
+        project=project,
+        account=account,
+        direction=Direction.OUT,
+        kind=kind,
+        status=Status.QUEUED,
+        date=moment,
+        created_at=moment,
+        from_address=account.address,
+        from_name=from_name if from_name is not None else account.display_name,
+        to=to,
+        cc=cc,
+        bcc=bcc,
+        subject=(subject or "")[:1000],
+        first_line=(text or "").strip()[:200],
+        sent_by=sent_by,
+        reply_to_email=reply_to_email,
+        ticket=ticket,
+        template=template,
+        record=record,
+        disposition=disposition,
+        campaign=campaign,
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=" ".join(references),
+        next_attempt_at=moment,
+    )
+    email.return_path = "" if null_return_path else verp_address(account.address, email.pk)
+    extra = {"X-Postdesk-Id": str(email.pk), **(headers or {})}
+    try:
+        raw = build_message(
+            from_address=account.address,
+            from_name=email.from_name,
+            to=to,
+            cc=cc,
+            subject=subject or "",
+            text=text or "",
+            html=html,
+            message_id=message_id,
+            date=moment,
+            in_reply_to=in_reply_to or None,
+            references=references,
+            headers=extra,
+            attachments=attachments or (),
+        )
+    except HeaderInjectionError as exc:
+        raise Invalid(str(exc), field=getattr(exc, "field", None) or "headers")
+    blob = RawMessage.objects.create(data=raw, sha256=hashlib.sha256(raw).hexdigest(), created_at=moment)
+    email.raw = blob
+    email.size = len(raw)
+    email.has_attachments = bool(attachments)
+    if thread is None and reply_to_email is not None:
+        thread = reply_to_email.thread
+    if thread is None:
+        thread = threads.Thread.objects.create(
+            project=project,
+            subject=jwz.base_subject(subject or "")[:1000],
+            created_at=moment,
+            last_message_at=moment,
+            ticket=ticket,
+        )
+    email.thread = thread
+    email.save(update_fields=["return_path", "raw", "size", "has_attachments", "thread"])
+    EmailContent.objects.create(email=email, text=text or "", html=html or "")
+    threads.remember(project, thread, [message_id], email)
+    threads.touch(thread, moment)
+    search.index([(email.pk, project.pk, email.subject, text or "", f"{email.from_name} {account.address}")])
+    if ticket is not None:
+        from postdesk.tickets.services import email_joined
+
+        email_joined(ticket, email)
+    from postdesk.reports.counters import count_sent
+
+    count_sent(email)
+    from postdesk.outbound.tasks import send_emails
+
+    jobs.on_commit(send_emails, [email.pk])
+    return email
+
+
+def queue_auto_response(inbound: Email, template) -> Email | None:
+    """The project's automatic response to a new inbound thread: Auto-Submitted: auto-replied, null return path."""
+    from postdesk.mailboxes.services import default_sender_for
+
+    account = default_sender_for(inbound.project)
+    if account is None or not inbound.from_address:
+        return None
+    fields = {
+        "subject": inbound.subject,
+        "name": inbound.from_name or inbound.from_address,
+        "email": inbound.from_address,
+        "project": inbound.project.name,
+    }
+    subject = render(template.subject, fields) or f"Re: {inbound.subject}"
+    return queue_email(
+        project=inbound.project,
+        account=account,
+        kind=Kind.AUTO_RESPONSE,
+        to=[inbound.reply_to or inbound.from_address],
+        subject=subject,
+        text=render(template.body, fields),
+        cc=[],
+        bcc=[],
+        reply_to_email=inbound,
+        thread=inbound.thread,
+        template=template,
+        headers={
+            "Auto-Submitted": "auto-replied",
+            "X-Auto-Response-Suppress": "All",
+            "Precedence": "auto_reply",
+        },
+        null_return_path=True,
+    )
+
+
+def public_url() -> str:
+    return settings.CONFIG.public_url

@@ -1,0 +1,88 @@
+"""Pre-aggregated statistics: the 27 counters of the tutorial's user-based statistics (agent, disposition and mass
+email), one row per project, user, UTC day of the email and kind. Each event kind is counted once per email
+(Email.event_flags), so repeated opens or clicks count one."""
+
+from __future__ import annotations
+
+from django.db import connection
+from django.db.models import F
+
+from postdesk.emails.models import EVENT_BITS, Email, EventKind, Kind
+from postdesk.reports.models import DailyEmailStats
+
+KIND_BUCKET = {Kind.AGENT_REPLY: "agent", Kind.DISPOSITION: "disposition", Kind.MASS: "mass"}
+EVENT_COUNTER = {
+    EventKind.DELIVERED: "delivered",
+    EventKind.DROPPED: "dropped",
+    EventKind.BOUNCED: "bounced",
+    EventKind.OPENED: "opened",
+    EventKind.CLICKED: "link_clicks",
+    EventKind.SPAM: "marked_as_spam",
+    EventKind.UNSUBSCRIBED: "unsubscribed",
+}
+COUNTERS = (
+    "sent",
+    "response",
+    "bounced",
+    "link_clicks",
+    "marked_as_spam",
+    "delivered",
+    "dropped",
+    "opened",
+    "unsubscribed",
+)
+
+
+def _bump(email: Email, counters: dict[str, int]) -> None:
+    bucket = KIND_BUCKET.get(email.kind)
+    if bucket is None or email.sent_by_id is None:
+        return
+    key = dict(project_id=email.project_id, user_id=email.sent_by_id, day=email.date.date(), kind=bucket)
+    updated = DailyEmailStats.objects.filter(**key).update(**{k: F(k) + v for k, v in counters.items()})
+    if not updated:
+        table = connection.ops.quote_name(DailyEmailStats._meta.db_table)
+        sets = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
+        defaults = {c: 0 for c in COUNTERS}
+        defaults.update(counters)
+        all_cols = ", ".join(COUNTERS)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (project_id, user_id, day, kind, {all_cols}) "
+                f"VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(COUNTERS))}) "
+                f"ON CONFLICT (project_id, user_id, day, kind) DO UPDATE SET {sets}",
+                [
+                    key["project_id"],
+                    key["user_id"],
+                    key["day"].isoformat(),
+                    bucket,
+                    *(defaults[c] for c in COUNTERS),
+                ],
+            )
+
+
+def count_sent(email: Email) -> None:
+    counters = {"sent": 1}
+    if email.kind == Kind.AGENT_REPLY and email.reply_to_email_id:
+        counters["response"] = 1
+    _bump(email, counters)
+
+
+def count_event(email: Email, kind: str) -> bool:
+    """Count the event once per email; True when it was counted now (first of its kind)."""
+    bit = EVENT_BITS.get(kind)
+    if bit is None:
+        return False
+    # Set the bit atomically; only the call that flips it counts.
+    flipped = (
+        Email.objects.filter(pk=email.pk)
+        .annotate(seen=F("event_flags").bitand(bit))
+        .filter(seen=0)
+        .update(event_flags=F("event_flags") + bit)
+    )
+    if not flipped:
+        return False
+    email.event_flags |= bit
+    counter = EVENT_COUNTER.get(kind)
+    if counter:
+        _bump(email, {counter: 1})
+    return True

@@ -1,0 +1,7 @@
+from django.urls import path
+
+from postdesk.tickets import views
+
+urlpatterns = [
+    path("tickets/", views.ticket_list, name="ticket-list"),
+]
