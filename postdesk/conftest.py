@@ -4,6 +4,7 @@ Sam supervises), the project with its queues and accounts, a real SMTP sink, API
 from __future__ import annotations
 
 import datetime as dt
+import os
 
 import pytest
 from django.test import Client
@@ -157,3 +158,32 @@ class ApiClient:
 @pytest.fixture
 def api():
     return ApiClient
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from postdesk.testing.browser import ARGS, require_browser
+
+    path = require_browser()
+    os.environ.setdefault("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+    # Playwright's sync API keeps an event loop in this thread; the test's own database calls are still synchronous.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=path, headless=True, args=ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh browser context and page; `page.watch` holds dialogs, console errors and blocked outside requests."""
+    from postdesk.testing.browser import watch
+
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    watch(page)
+    yield page
+    context.close()

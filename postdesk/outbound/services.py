@@ -191,3 +191,26 @@ def queue_auto_response(inbound: Email, template) -> Email | None:
 
 def public_url() -> str:
     return settings.CONFIG.public_url
+
+
+def test_connection(account) -> tuple[bool, str]:
+    """Connect, secure and authenticate with the account's settings; report the server's own answer. Never raises,
+    never includes the secret in the message."""
+    from postdesk.outbound.pool import Connection, SmtpError
+    from postdesk.outbound.sender import endpoint_for
+
+    try:
+        endpoint, secret = endpoint_for(account)
+        conn = Connection(endpoint, secret)
+    except SmtpError as exc:
+        message = str(exc)
+        if secret_in := (account.password or None):
+            message = message.replace(secret_in, "***")
+        return False, message
+    try:
+        banner = conn.smtp.ehlo_resp.decode("utf-8", "replace").splitlines()[0] if conn.smtp.ehlo_resp else ""
+    finally:
+        conn.close()
+    security = {"starttls": "STARTTLS", "tls": "TLS", "none": "no encryption"}[account.security]
+    auth = "no authentication" if account.auth == "none" else f"AUTH {account.auth.upper()} accepted"
+    return True, f"Connected to {account.host}:{account.port} ({security}, {auth}). Server: {banner}"
