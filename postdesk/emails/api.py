@@ -1,0 +1,232 @@
+"""The email log and single emails: GET /api/v1/emails (filters, keyset pagination), GET /api/v1/emails/{id},
+GET /api/v1/emails/{id}/raw."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+
+from django.db.models import Q
+from django.db.models.expressions import RawSQL
+from django.http import HttpResponse
+from ninja import Query, Router, Schema
+
+from postdesk.core.errors import Invalid
+from postdesk.emails import search
+from postdesk.emails.access import emails_visible_to, get_email_for
+from postdesk.emails.models import Direction, Email
+
+router = Router(tags=["emails"])
+MAX_LIMIT = 500
+
+
+class EmailFilters(Schema):
+    project: str | None = None
+    direction: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+    language: str | None = None
+    queue: str | None = None
+    ticket: str | None = None
+    status: str | None = None
+    kind: str | None = None
+    q: str | None = None
+    date_from: dt.datetime | None = None
+    date_to: dt.datetime | None = None
+    include_ticketed: bool = False
+    limit: int = 50
+    cursor: str | None = None
+
+
+class EmailItem(Schema):
+    id: int
+    date: dt.datetime
+    direction: str
+    project: str
+    sender: str
+    sender_name: str
+    recipients: list[str]
+    subject: str
+    language: str
+    queue: str | None
+    locked_by: str | None
+    locked_at: dt.datetime | None
+    ticket_number: str | None
+    sent_by: str | None
+    kind: str
+    message_id: str
+    status: str
+    first_line: str
+    has_attachments: bool
+
+
+class EmailPage(Schema):
+    items: list[EmailItem]
+    next_cursor: str | None
+
+
+class AttachmentOut(Schema):
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    inline: bool
+    content_id: str
+    url: str
+
+
+class EventOut(Schema):
+    kind: str
+    at: dt.datetime
+    detail: dict
+
+
+class EmailDetail(EmailItem):
+    text: str
+    html: str
+    attachments: list[AttachmentOut]
+    thread_id: int | None
+    in_reply_to: str
+    references: str
+    cc: list[str]
+    reply_to: str
+    events: list[EventOut]
+    report: dict | None
+    parse_error: str
+    smtp_response: str
+
+
+def encode_cursor(date: dt.datetime, pk: int) -> str:
+    return base64.urlsafe_b64encode(f"{date.isoformat()}|{pk}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        date, pk = text.rsplit("|", 1)
+        return dt.datetime.fromisoformat(date), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        raise Invalid("not a cursor returned by this API", field="cursor")
+
+
+LIST_FIELDS = ("project", "queue", "locked_by", "ticket", "sent_by")
+
+
+def filtered(user, f: EmailFilters):
+    qs = emails_visible_to(user, Email.objects.select_related(*LIST_FIELDS))
+    if f.project:
+        qs = qs.filter(project__key=f.project)
+    if f.direction:
+        if f.direction not in Direction.values:
+            raise Invalid("direction is 'in' or 'out'", field="direction")
+        qs = qs.filter(direction=f.direction)
+    if f.sender:
+        qs = qs.filter(Q(from_address__icontains=f.sender) | Q(from_name__icontains=f.sender))
+    if f.recipient:
+        qs = qs.filter(to__icontains=f.recipient)
+    if f.subject:
+        qs = qs.filter(subject__icontains=f.subject)
+    if f.language:
+        qs = qs.filter(language=f.language)
+    if f.queue:
+        qs = qs.filter(queue__name=f.queue)
+    if f.ticket:
+        qs = qs.filter(ticket__number=f.ticket)
+    elif not f.include_ticketed:
+        qs = qs.filter(ticket__isnull=True)
+    if f.status:
+        qs = qs.filter(status=f.status)
+    if f.kind:
+        qs = qs.filter(kind=f.kind)
+    if f.date_from:
+        qs = qs.filter(date__gte=f.date_from)
+    if f.date_to:
+        qs = qs.filter(date__lt=f.date_to)
+    if f.q:
+        match = search.matching_ids_sql(f.q)
+        if match is not None:
+            qs = qs.filter(id__in=RawSQL(*match))
+    return qs
+
+
+def item(e: Email) -> dict:
+    return {
+        "id": e.pk,
+        "date": e.date,
+        "direction": e.direction,
+        "project": e.project.key,
+        "sender": e.from_address,
+        "sender_name": e.from_name,
+        "recipients": list(e.to or []) + list(e.cc or []),
+        "subject": e.subject,
+        "language": e.language,
+        "queue": e.queue.name if e.queue_id else None,
+        "locked_by": e.locked_by.username if e.locked_by_id else None,
+        "locked_at": e.locked_at,
+        "ticket_number": e.ticket.number if e.ticket_id else None,
+        "sent_by": e.sent_by.username if e.sent_by_id else None,
+        "kind": e.kind,
+        "message_id": e.message_id,
+        "status": e.status,
+        "first_line": e.first_line,
+        "has_attachments": e.has_attachments,
+    }
+
+
+def page(qs, limit: int, cursor: str | None) -> tuple[list[Email], str | None]:
+    if not 1 <= limit <= MAX_LIMIT:
+        raise Invalid(f"limit must be between 1 and {MAX_LIMIT}", field="limit")
+    if cursor:
+        date, pk = decode_cursor(cursor)
+        qs = qs.filter(Q(date__lt=date) | Q(date=date, id__lt=pk))
+    rows = list(qs.order_by("-date", "-id")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, encode_cursor(rows[-1].date, rows[-1].pk) if more and rows else None
+
+
+@router.get("/emails", response=EmailPage, summary="The email log")
+def list_emails(request, filters: Query[EmailFilters]):
+    rows, next_cursor = page(filtered(request.auth, filters), filters.limit, filters.cursor)
+    return {"items": [item(e) for e in rows], "next_cursor": next_cursor}
+
+
+def detail(e: Email) -> dict:
+    from django.urls import reverse
+
+    content = getattr(e, "content", None)
+    return {
+        **item(e),
+        "text": content.text if content else "",
+        "html": content.html if content else "",
+        "attachments": [
+            {"id": a.pk, "filename": a.filename, "content_type": a.content_type, "size": a.size, "inline": a.inline,
+             "content_id": a.content_id, "url": reverse("attachment-download", args=[e.pk, a.pk])}
+            for a in e.attachments.only("id", "filename", "content_type", "size", "inline", "content_id")
+        ],
+        "thread_id": e.thread_id,
+        "in_reply_to": e.in_reply_to,
+        "references": e.references,
+        "cc": list(e.cc or []),
+        "reply_to": e.reply_to,
+        "events": [{"kind": ev.kind, "at": ev.at, "detail": ev.detail} for ev in e.events.all()],
+        "report": e.report,
+        "parse_error": e.parse_error,
+        "smtp_response": e.smtp_response,
+    }
+
+
+@router.get("/emails/{email_id}", response=EmailDetail, summary="One email with its content and events")
+def read_email(request, email_id: int):
+    return detail(get_email_for(request.auth, email_id, Email.objects.select_related(*LIST_FIELDS, "content")))
+
+
+@router.get("/emails/{email_id}/raw", summary="The message exactly as received or sent (message/rfc822)")
+def read_raw(request, email_id: int):
+    email = get_email_for(request.auth, email_id, Email.objects.select_related("raw"))
+    data = bytes(email.raw.data) if email.raw_id else b""
+    response = HttpResponse(data, content_type="message/rfc822")
+    response["Content-Disposition"] = f'attachment; filename="email-{email.pk}.eml"'
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
