@@ -16,13 +16,15 @@ CONNECT_TIMEOUT = 30
 
 
 class SmtpError(Exception):
-    """A failure talking to the relay. `permanent` (5xx) means do not retry; `auth` means the account is wrong."""
+    """A failure talking to the relay. `permanent` (5xx) means do not retry; `account_error` means the account's own
+    settings are wrong (credentials refused, certificate not trusted, no STARTTLS or AUTH offered)."""
 
-    def __init__(self, message: str, *, code: int | None = None, permanent: bool = False, auth: bool = False):
+    def __init__(self, message: str, *, code: int | None = None, permanent: bool = False,
+                 account_error: bool = False):
         super().__init__(message)
         self.code = code
         self.permanent = permanent
-        self.auth = auth
+        self.account_error = account_error
 
 
 @functools.lru_cache(maxsize=16)
@@ -78,7 +80,7 @@ class Connection:
             self.smtp.ehlo()
             if e.security == "starttls":
                 if not self.smtp.has_extn("starttls"):
-                    raise SmtpError(f"{e.host}:{e.port} does not offer STARTTLS", permanent=True)
+                    raise SmtpError(f"{e.host}:{e.port} does not offer STARTTLS", permanent=True, account_error=True)
                 self.smtp.starttls(context=ssl_context(e.tls_verify, e.ca_file))
                 self.smtp.ehlo()
             self._authenticate(secret)
@@ -88,14 +90,14 @@ class Connection:
         except smtplib.SMTPAuthenticationError as exc:
             self.close()
             raise SmtpError(
-                f"authentication failed: {_reply(exc)}", code=exc.smtp_code, auth=True, permanent=True
+                f"authentication failed: {_reply(exc)}", code=exc.smtp_code, account_error=True, permanent=True
             )
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise SmtpError(_reply(exc), code=exc.smtp_code, permanent=500 <= exc.smtp_code < 600)
         except ssl.SSLCertVerificationError as exc:
             self.close()
-            raise SmtpError(f"TLS certificate not trusted: {exc.verify_message}", permanent=True)
+            raise SmtpError(f"TLS certificate not trusted: {exc.verify_message}", permanent=True, account_error=True)
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             raise SmtpError(f"cannot connect to {e.host}:{e.port}: {exc}")
@@ -106,7 +108,7 @@ class Connection:
             return
         if not self.smtp.has_extn("auth"):
             raise SmtpError(
-                f"{e.host} offers no AUTH (did you mean security: starttls?)", permanent=True, auth=True
+                f"{e.host} offers no AUTH (did you mean security: starttls?)", permanent=True, account_error=True
             )
         if e.auth == "login":
             self._login(secret)

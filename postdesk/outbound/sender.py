@@ -36,7 +36,7 @@ def endpoint_for(account: EmailAccount) -> tuple[Endpoint, str]:
         try:
             secret = access_token(account)
         except OAuthError as exc:
-            raise SmtpError(f"OAuth: {exc}", auth=True, permanent=True)
+            raise SmtpError(f"OAuth: {exc}", account_error=True, permanent=True)
     else:
         secret = account.password or ""
     endpoint = Endpoint(
@@ -105,8 +105,8 @@ def _deliver_group(emails: list[Email]) -> list[tuple[Email, str, str, dict]]:
             if conn is not None:
                 POOL.put(endpoint, secret, conn, healthy=False)
                 conn = None
-            if exc.auth:
-                out.append((email, "failed", str(exc), {"auth": True}))
+            if exc.account_error:
+                out.append((email, "failed", str(exc), {"account_error": True}))
                 from postdesk.outbound.oauth import mark_error
 
                 mark_error(account, f"sending failed: {exc}")

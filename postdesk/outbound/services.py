@@ -214,3 +214,6 @@ def test_connection(account) -> tuple[bool, str]:
     security = {"starttls": "STARTTLS", "tls": "TLS", "none": "no encryption"}[account.security]
     auth = "no authentication" if account.auth == "none" else f"AUTH {account.auth.upper()} accepted"
     return True, f"Connected to {account.host}:{account.port} ({security}, {auth}). Server: {banner}"
+
+
+test_connection.__test__ = False  # a service, not a pytest test, wherever it is imported

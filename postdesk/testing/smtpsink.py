@@ -29,6 +29,7 @@ class SinkState:
     )  # queued replies to DATA, consumed in order; then 250
     rcpt_replies: dict[str, str] = field(default_factory=dict)
     auth_tokens: list[str] = field(default_factory=list)
+    valid_tokens: set[str] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -53,6 +54,24 @@ class _Handler:
                 )
             )
         return "250 2.0.0 Accepted"
+
+
+class _OAuthHandler(_Handler):
+    """Accepts AUTH XOAUTH2 with a bearer token from `state.valid_tokens`."""
+
+    async def auth_XOAUTH2(self, server, args):
+        import base64
+
+        if len(args) < 2:
+            return AuthResult(success=False, handled=False)
+        try:
+            decoded = base64.b64decode(args[1]).decode()
+        except ValueError:
+            return AuthResult(success=False, handled=False)
+        fields = dict(part.split("=", 1) for part in decoded.split("\x01") if "=" in part)
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        self.state.auth_tokens.append(token)
+        return AuthResult(success=token in self.state.valid_tokens, handled=False)
 
 
 def self_signed(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
@@ -101,7 +120,8 @@ def free_port() -> int:
 class SmtpSink:
     """`with SmtpSink() as sink:` ... `sink.port`, `sink.messages`."""
 
-    def __init__(self, *, tls_folder: Path | None = None, users: dict[str, str] | None = None):
+    def __init__(self, *, tls_folder: Path | None = None, users: dict[str, str] | None = None,
+                 oauth: bool = False):
         self.state = SinkState()
         self.users = users
         self.port = free_port()
@@ -112,12 +132,13 @@ class SmtpSink:
             context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             context.load_cert_chain(self.cert, key)
             kwargs.update(tls_context=context, require_starttls=True)
-        if users is not None:
+        if users is not None or oauth:
             kwargs.update(
                 authenticator=self._authenticate, auth_required=True, auth_require_tls=tls_folder is not None
             )
+        handler = _OAuthHandler(self.state) if oauth else _Handler(self.state)
         self.controller = Controller(
-            _Handler(self.state), hostname="127.0.0.1", port=self.port, server_hostname="sink.test", **kwargs
+            handler, hostname="127.0.0.1", port=self.port, server_hostname="sink.test", **kwargs
         )
 
     def _authenticate(self, server, session, envelope, mechanism, auth_data):
