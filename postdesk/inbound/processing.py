@@ -17,7 +17,7 @@ from postdesk.core import clock
 from postdesk.emails import search, threads
 from postdesk.emails.models import Attachment, Direction, Email, EmailContent, Kind, Status
 from postdesk.inbound import rules
-from postdesk.inbound import threading as jwz
+from postdesk.inbound import jwz
 from postdesk.inbound.mime import ParsedMessage, first_line, parse_message
 from postdesk.inbound.models import IncomingMessage
 from postdesk.inbound.reports import Report, detect_report

@@ -14,7 +14,7 @@ from postdesk.core.errors import Invalid
 from postdesk.emails import search, threads
 from postdesk.emails.models import Direction, Email, EmailContent, Kind, RawMessage, Status
 from postdesk.emails.services import verp_address
-from postdesk.inbound import threading as jwz
+from postdesk.inbound import jwz
 from postdesk.outbound.compose import HeaderInjectionError, build_message, make_message_id, validate_address
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from postdesk.inbound.threading import (
+from postdesk.inbound.jwz import (
     MAX_REFERENCES,
     ThreadGrouper,
     ThreadInput,
