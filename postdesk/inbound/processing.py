@@ -16,8 +16,7 @@ from django.db import transaction
 from postdesk.core import clock
 from postdesk.emails import search, threads
 from postdesk.emails.models import Attachment, Direction, Email, EmailContent, Kind, Status
-from postdesk.inbound import rules
-from postdesk.inbound import jwz
+from postdesk.inbound import jwz, rules
 from postdesk.inbound.mime import ParsedMessage, first_line, parse_message
 from postdesk.inbound.models import IncomingMessage
 from postdesk.inbound.reports import Report, detect_report

@@ -19,8 +19,9 @@ class SmtpError(Exception):
     """A failure talking to the relay. `permanent` (5xx) means do not retry; `account_error` means the account's own
     settings are wrong (credentials refused, certificate not trusted, no STARTTLS or AUTH offered)."""
 
-    def __init__(self, message: str, *, code: int | None = None, permanent: bool = False,
-                 account_error: bool = False):
+    def __init__(
+        self, message: str, *, code: int | None = None, permanent: bool = False, account_error: bool = False
+    ):
         super().__init__(message)
         self.code = code
         self.permanent = permanent
@@ -80,7 +81,9 @@ class Connection:
             self.smtp.ehlo()
             if e.security == "starttls":
                 if not self.smtp.has_extn("starttls"):
-                    raise SmtpError(f"{e.host}:{e.port} does not offer STARTTLS", permanent=True, account_error=True)
+                    raise SmtpError(
+                        f"{e.host}:{e.port} does not offer STARTTLS", permanent=True, account_error=True
+                    )
                 self.smtp.starttls(context=ssl_context(e.tls_verify, e.ca_file))
                 self.smtp.ehlo()
             self._authenticate(secret)
@@ -90,14 +93,19 @@ class Connection:
         except smtplib.SMTPAuthenticationError as exc:
             self.close()
             raise SmtpError(
-                f"authentication failed: {_reply(exc)}", code=exc.smtp_code, account_error=True, permanent=True
+                f"authentication failed: {_reply(exc)}",
+                code=exc.smtp_code,
+                account_error=True,
+                permanent=True,
             )
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise SmtpError(_reply(exc), code=exc.smtp_code, permanent=500 <= exc.smtp_code < 600)
         except ssl.SSLCertVerificationError as exc:
             self.close()
-            raise SmtpError(f"TLS certificate not trusted: {exc.verify_message}", permanent=True, account_error=True)
+            raise SmtpError(
+                f"TLS certificate not trusted: {exc.verify_message}", permanent=True, account_error=True
+            )
         except (OSError, smtplib.SMTPException) as exc:
             self.close()
             raise SmtpError(f"cannot connect to {e.host}:{e.port}: {exc}")
@@ -108,7 +116,9 @@ class Connection:
             return
         if not self.smtp.has_extn("auth"):
             raise SmtpError(
-                f"{e.host} offers no AUTH (did you mean security: starttls?)", permanent=True, account_error=True
+                f"{e.host} offers no AUTH (did you mean security: starttls?)",
+                permanent=True,
+                account_error=True,
             )
         if e.auth == "login":
             self._login(secret)

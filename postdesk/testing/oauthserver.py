@@ -35,7 +35,10 @@ class TokenServer:
                     server.refresh_tokens.discard(form["refresh_token"])  # rotation: the old one dies
                     body, status = server.issue(), 200
                 else:
-                    body, status = {"error": "invalid_grant", "error_description": "Token has been expired or revoked."}, 400
+                    body, status = (
+                        {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+                        400,
+                    )
                 data = json.dumps(body).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -51,7 +54,12 @@ class TokenServer:
         access, refresh = "at-" + secrets.token_hex(8), "rt-" + secrets.token_hex(8)
         self.access_tokens.add(access)
         self.refresh_tokens.add(refresh)
-        return {"access_token": access, "refresh_token": refresh, "expires_in": self.expires_in, "token_type": "Bearer"}
+        return {
+            "access_token": access,
+            "refresh_token": refresh,
+            "expires_in": self.expires_in,
+            "token_type": "Bearer",
+        }
 
     def new_code(self) -> str:
         code = "code-" + secrets.token_hex(6)

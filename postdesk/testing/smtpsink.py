@@ -120,8 +120,9 @@ def free_port() -> int:
 class SmtpSink:
     """`with SmtpSink() as sink:` ... `sink.port`, `sink.messages`."""
 
-    def __init__(self, *, tls_folder: Path | None = None, users: dict[str, str] | None = None,
-                 oauth: bool = False):
+    def __init__(
+        self, *, tls_folder: Path | None = None, users: dict[str, str] | None = None, oauth: bool = False
+    ):
         self.state = SinkState()
         self.users = users
         self.port = free_port()

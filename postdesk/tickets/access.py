@@ -17,7 +17,10 @@ def ticket_filter_for(user, prefix: str = "") -> Q:
     member_projects = Project.objects.filter(projectmember__user=user)
     shared = list(member_projects.filter(shared_tickets=True).values_list("id", flat=True))
     return Q(**{f"{prefix}project_id__in": shared}) | Q(
-        **{f"{prefix}owner": user, f"{prefix}project_id__in": list(member_projects.values_list("id", flat=True))}
+        **{
+            f"{prefix}owner": user,
+            f"{prefix}project_id__in": list(member_projects.values_list("id", flat=True)),
+        }
     )
 
 

@@ -3,11 +3,13 @@ of the ticket list, closing, transfer."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from postdesk.core import clock
-from postdesk.core.errors import Invalid
+from postdesk.core.errors import Conflict, Forbidden, Invalid
 from postdesk.core.services import audit
 from postdesk.tickets import numbers
 from postdesk.tickets.models import Status, Substatus, Ticket
@@ -128,3 +130,279 @@ def email_joined(ticket: Ticket, email) -> None:
         Ticket.objects.filter(pk=ticket.pk).update(**updates)
     else:
         Ticket.objects.filter(pk=ticket.pk).update(substatus=Substatus.WAITING4ENTITY, updated_at=clock.now())
+
+
+# The agent workspace: opening (locking), assigning, replying, transferring -----------------------------------------
+
+LOCK_TIMEOUT = dt.timedelta(minutes=15)
+
+
+def lock_is_live(email) -> bool:
+    return bool(email.locked_by_id and email.locked_at and email.locked_at > clock.now() - LOCK_TIMEOUT)
+
+
+def open_email(email, user):
+    """An agent opens an email: with 'Lock emails to agents' on it is locked to them (Locked by, Locked at) and
+    disappears from other agents' lists; the agent is in Email status. Someone else's live lock: 409."""
+    from postdesk.accounts.models import AgentState
+    from postdesk.accounts.services import set_state
+    from postdesk.emails.models import Email, Status
+
+    project = email.project
+    if email.ticket_id is None and email.status == Status.NEW and project.lock_emails:
+        if lock_is_live(email) and email.locked_by_id != user.pk:
+            if not user.is_supervisor:
+                raise Conflict(f"{email.locked_by.display_name} is working on this email", field="email")
+        else:
+            moment = clock.now()
+            updated = (
+                Email.objects.filter(pk=email.pk)
+                .filter(
+                    Q(locked_by__isnull=True) | Q(locked_by=user) | Q(locked_at__lt=moment - LOCK_TIMEOUT)
+                )
+                .update(locked_by=user, locked_at=moment)
+            )
+            if not updated and not user.is_supervisor:
+                raise Conflict("another agent just opened this email", field="email")
+            if updated:
+                email.locked_by, email.locked_at = user, moment
+    set_state(user, AgentState.EMAIL, project=project, email=email)
+    return email
+
+
+def release_email(email, user=None) -> None:
+    from postdesk.emails.models import Email
+
+    qs = Email.objects.filter(pk=email.pk)
+    if user is not None:
+        qs = qs.filter(locked_by=user)
+    qs.update(locked_by=None, locked_at=None)
+
+
+def release_stale_locks() -> int:
+    from postdesk.emails.models import Email
+
+    return Email.objects.filter(locked_by__isnull=False, locked_at__lt=clock.now() - LOCK_TIMEOUT).update(
+        locked_by=None, locked_at=None
+    )
+
+
+def assign_email(
+    email, *, ticket: Ticket | None = None, title: str | None = None, ticket_type=None, record=None, by=None
+) -> Ticket:
+    """Assign an email (and the rest of its thread not yet on a ticket) to an existing ticket, or to a new one
+    (type from the project's ticket types, title defaulting to the subject). The lock ends."""
+    from postdesk.emails.models import Direction, Email
+
+    project = email.project
+    if email.ticket_id is not None:
+        if ticket is not None and ticket.pk == email.ticket_id:
+            return ticket
+        raise Conflict(f"this email is already on ticket {email.ticket.number}", field="email")
+    if ticket is None:
+        if record is None and email.direction == Direction.IN:
+            from postdesk.records.services import find_by_email
+
+            record = find_by_email(project, email.from_address)
+        ticket = create_ticket(
+            project,
+            title=title or email.subject or "(no subject)",
+            ticket_type=ticket_type,
+            owner=by,
+            creator=by,
+            record=record,
+            by=by,
+        )
+    elif ticket.project_id != project.pk:
+        raise Invalid("the ticket belongs to another project", field="ticket")
+    elif record is not None and ticket.record_id is None:
+        Ticket.objects.filter(pk=ticket.pk).update(record=record)
+    siblings = [email]
+    if email.thread_id:
+        siblings += list(
+            Email.objects.filter(thread_id=email.thread_id, ticket__isnull=True).exclude(pk=email.pk)
+        )
+    for item in sorted(siblings, key=lambda e: e.date):
+        Email.objects.filter(pk=item.pk).update(ticket=ticket, locked_by=None, locked_at=None)
+        item.ticket = ticket
+        count_email(ticket, item)
+    if email.thread_id:
+        from postdesk.emails.models import Thread
+
+        Thread.objects.filter(pk=email.thread_id).update(ticket=ticket)
+    audit("email.assign", actor=by, project=project, obj=email, after={"ticket": ticket.number})
+    ticket.refresh_from_db()
+    return ticket
+
+
+def close_email(email, by=None) -> None:
+    """Handle an email without a ticket (spam, nothing to do): it leaves the lists; the lock ends."""
+    from postdesk.emails.models import Email, Status
+
+    if email.ticket_id is not None:
+        raise Conflict("the email is on a ticket: close the ticket instead", field="email")
+    Email.objects.filter(pk=email.pk).update(status=Status.CLOSED, locked_by=None, locked_at=None)
+    audit("email.close", actor=by, project=email.project, obj=email)
+
+
+def transfer_ticket(ticket: Ticket, to_user, by=None) -> Ticket:
+    """Change pref user: hand a ticket to another agent of the project."""
+    _check_transfer(ticket.project, to_user)
+    before = ticket.owner.username if ticket.owner_id else None
+    Ticket.objects.filter(pk=ticket.pk).update(owner=to_user, unread=True, updated_at=clock.now())
+    ticket.owner = to_user
+    audit(
+        "ticket.transfer",
+        actor=by,
+        project=ticket.project,
+        obj=ticket,
+        before={"owner": before},
+        after={"owner": to_user.username},
+    )
+    return ticket
+
+
+def transfer_email(email, to_user, by=None):
+    """Change pref user for an email not yet on a ticket: it is locked to the other agent."""
+    from postdesk.emails.models import Email
+
+    _check_transfer(email.project, to_user)
+    Email.objects.filter(pk=email.pk).update(locked_by=to_user, locked_at=clock.now())
+    audit("email.transfer", actor=by, project=email.project, obj=email, after={"to": to_user.username})
+    return email
+
+
+def _check_transfer(project, to_user) -> None:
+    from postdesk.projects.models import ProjectMember
+
+    if not project.change_pref_user:
+        raise Forbidden("the Change pref user setting is off in this project", field="agent")
+    if not (to_user.is_supervisor or ProjectMember.objects.filter(project=project, user=to_user).exists()):
+        raise Invalid(f"{to_user.username} is not an agent of project {project.key}", field="agent")
+
+
+def collision(ticket: Ticket, user, since) -> list:
+    """Outbound emails others sent on this ticket since `since` (the collision warning before sending)."""
+    from postdesk.emails.models import Direction
+
+    if since is None:
+        return []
+    return list(
+        ticket.emails.filter(direction=Direction.OUT, date__gt=since)
+        .exclude(sent_by=user)
+        .select_related("sent_by")
+        .order_by("date")
+    )
+
+
+def reply(
+    ticket: Ticket,
+    *,
+    body: str,
+    by,
+    template=None,
+    sender_account=None,
+    cc=None,
+    bcc=None,
+    in_reply_to=None,
+    attachments=None,
+    opened_at=None,
+    force: bool = False,
+):
+    """An agent's reply on a ticket, through the outbound pipeline, threaded with In-Reply-To/References."""
+    from postdesk.emails.models import Direction, Kind
+    from postdesk.mailboxes.services import default_sender_for
+    from postdesk.outbound.services import queue_email, render
+
+    project = ticket.project
+    if not (body or "").strip() and template is None:
+        raise Invalid("the reply is empty", field="body")
+    if template is not None and (
+        template.project_id != project.pk or (not template.visible_to_agents and not by.is_supervisor)
+    ):
+        raise Invalid("no such template for this project", field="template")
+    allowed = {
+        link.account_id: link.account
+        for link in project.sender_links.select_related("account")
+        if link.account.enabled
+    }
+    if sender_account is None:
+        sender_account = default_sender_for(project)
+    elif sender_account.pk not in allowed:
+        raise Invalid(
+            f"{sender_account.name} is not a sender account of this project", field="sender_account"
+        )
+    if sender_account is None:
+        raise Invalid("the project has no sender account", field="sender_account")
+    others = collision(ticket, by, opened_at)
+    if others and not force:
+        names = ", ".join(sorted({e.sent_by.display_name if e.sent_by else "someone" for e in others}))
+        raise Conflict(f"{names} replied to this ticket since you opened it", field="collision")
+    if in_reply_to is None:
+        in_reply_to = ticket.emails.filter(direction=Direction.IN).order_by("-date").first()
+    elif in_reply_to.ticket_id != ticket.pk:
+        raise Invalid("that email is not on this ticket", field="in_reply_to")
+    customer = (in_reply_to.reply_to or in_reply_to.from_address) if in_reply_to is not None else None
+    if customer is None and ticket.record_id and ticket.record.email:
+        customer = ticket.record.email
+    if not customer:
+        raise Invalid("no customer address to reply to", field="to")
+    fields = {
+        "subject": ticket.title,
+        "name": _customer_name(in_reply_to, ticket),
+        "agent": by.display_name,
+        "ticket": ticket.number,
+        "email": customer,
+    }
+    text = body or ""
+    subject = (
+        f"Re: {in_reply_to.subject}" if in_reply_to is not None and in_reply_to.subject else ticket.title
+    )
+    cc, bcc = list(cc or []), list(bcc or [])
+    if template is not None:
+        rendered = render(template.body, fields)
+        text = f"{text}\n\n{rendered}".strip() if text.strip() else rendered
+        subject = render(template.subject, fields) or subject
+        cc += [a for a in template.cc if a not in cc]
+        bcc += [a for a in template.bcc if a not in bcc]
+    if ticket.number not in subject:
+        subject = f"{subject} [{ticket.number}]"
+    if in_reply_to is not None:
+        text = f"{text.rstrip()}\n\n{quote(in_reply_to)}"
+    email = queue_email(
+        project=project,
+        account=sender_account,
+        kind=Kind.AGENT_REPLY,
+        to=[customer],
+        cc=cc,
+        bcc=bcc,
+        subject=subject,
+        text=text,
+        reply_to_email=in_reply_to,
+        ticket=ticket,
+        sent_by=by,
+        template=template,
+        attachments=attachments,
+        thread=in_reply_to.thread if in_reply_to is not None else None,
+    )
+    Ticket.objects.filter(pk=ticket.pk).update(unread=False)
+    audit("ticket.reply", actor=by, project=project, obj=ticket, after={"email": email.pk})
+    return email
+
+
+def _customer_name(email, ticket) -> str:
+    if email is not None and email.from_name:
+        return email.from_name
+    if ticket.record_id and ticket.record.name:
+        return ticket.record.name
+    return ""
+
+
+def quote(email) -> str:
+    """The previous message quoted below a reply (plain text, '> ' prefixed, attribution line first)."""
+    content = getattr(email, "content", None)
+    text = (content.text if content else "") or email.first_line
+    who = f"{email.from_name} <{email.from_address}>" if email.from_name else email.from_address
+    lines = text.strip().splitlines()[:200]
+    quoted = "\n".join(f"> {line}" if line else ">" for line in lines)
+    return f"On {email.date:%Y-%m-%d %H:%M} UTC, {who} wrote:\n{quoted}"

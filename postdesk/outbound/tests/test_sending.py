@@ -33,30 +33,57 @@ def secure_sink(tmp_path):
         yield sink
 
 
-def smtp_account(port, *, password=PASSWORD, ca_file="", tls_verify=True, auth="login", security="starttls", **extra):
-    account, _ = upsert_account({
-        "name": "support-out", "protocol": "smtp", "address": "support@acme.test", "display_name": "Acme Support",
-        "host": "127.0.0.1", "port": port, "security": security, "auth": auth, "username": "support@acme.test",
-        "password": password, "ca_file": ca_file, "tls_verify": tls_verify, "is_default": True, **extra})
+def smtp_account(
+    port, *, password=PASSWORD, ca_file="", tls_verify=True, auth="login", security="starttls", **extra
+):
+    account, _ = upsert_account(
+        {
+            "name": "support-out",
+            "protocol": "smtp",
+            "address": "support@acme.test",
+            "display_name": "Acme Support",
+            "host": "127.0.0.1",
+            "port": port,
+            "security": security,
+            "auth": auth,
+            "username": "support@acme.test",
+            "password": password,
+            "ca_file": ca_file,
+            "tls_verify": tls_verify,
+            "is_default": True,
+            **extra,
+        }
+    )
     return account
 
 
 def send_one(project, account, **extra) -> Email:
-    email = queue_email(project=project, account=account, kind=Kind.AGENT_REPLY, to=["customer@example.com"],
-                        subject="Your order", text="Hello,\nit ships today.\n", **extra)
+    email = queue_email(
+        project=project,
+        account=account,
+        kind=Kind.AGENT_REPLY,
+        to=["customer@example.com"],
+        subject="Your order",
+        text="Hello,\nit ships today.\n",
+        **extra,
+    )
     sender.deliver([email.pk])
     email.refresh_from_db()
     return email
 
 
-def test_it_sends_over_starttls_with_auth_login_to_a_server_with_a_self_signed_certificate(project, secure_sink):
+def test_it_sends_over_starttls_with_auth_login_to_a_server_with_a_self_signed_certificate(
+    project, secure_sink
+):
     account = smtp_account(secure_sink.port, ca_file=str(secure_sink.cert))
     email = send_one(project, account)
     assert email.status == Status.SENT
     [received] = secure_sink.messages
     assert received.rcpt_tos == ["customer@example.com"]
     assert received.mail_from.startswith("support+pdb-") and received.mail_from.endswith("@acme.test")
-    assert received.data == bytes(email.raw.data).replace(b"\r\n", b"\n") or received.data == bytes(email.raw.data)
+    assert received.data == bytes(email.raw.data).replace(b"\r\n", b"\n") or received.data == bytes(
+        email.raw.data
+    )
     assert list(email.events.values_list("kind", flat=True)) == [EventKind.DELIVERED]
 
 
@@ -68,7 +95,9 @@ def test_an_untrusted_certificate_is_refused_unless_verification_is_off(project,
     assert email.status == Status.SENT
 
 
-def test_a_wrong_password_fails_with_the_servers_message_and_no_secret_anywhere(project, secure_sink, caplog, api, sam):
+def test_a_wrong_password_fails_with_the_servers_message_and_no_secret_anywhere(
+    project, secure_sink, caplog, api, sam
+):
     caplog.set_level(logging.DEBUG)
     account = smtp_account(secure_sink.port, ca_file=str(secure_sink.cert), password="Wrong-Password-42")
     email = send_one(project, account)
@@ -120,7 +149,9 @@ def test_the_connection_test_reports_the_servers_answer(project, secure_sink):
     ok, message = test_connection(smtp_account(secure_sink.port, ca_file=str(secure_sink.cert)))
     assert ok and "STARTTLS" in message and "AUTH LOGIN accepted" in message
     POOL.clear()
-    ok, message = test_connection(smtp_account(secure_sink.port, ca_file=str(secure_sink.cert), password="nope-nope-1"))
+    ok, message = test_connection(
+        smtp_account(secure_sink.port, ca_file=str(secure_sink.cert), password="nope-nope-1")
+    )
     assert not ok and "535" in message and "nope-nope-1" not in message
 
 
@@ -131,9 +162,16 @@ def token_server():
 
 
 def oauth_account(port, token_server, refresh_token):
-    account = smtp_account(port, security="none", auth="xoauth2", password="", oauth_provider="custom",
-                           oauth_client_id="postdesk", oauth_client_secret="client-secret-1",
-                           oauth_token_url=token_server.url)
+    account = smtp_account(
+        port,
+        security="none",
+        auth="xoauth2",
+        password="",
+        oauth_provider="custom",
+        oauth_client_id="postdesk",
+        oauth_client_secret="client-secret-1",
+        oauth_token_url=token_server.url,
+    )
     account.oauth_refresh_token = refresh_token
     account.save()
     return account
@@ -156,16 +194,26 @@ def test_xoauth2_refreshes_the_token_and_saves_the_rotated_refresh_token(project
         assert send_one(project, account).status == Status.SENT
 
 
-def test_a_revoked_refresh_token_gives_a_clear_account_error_and_other_accounts_keep_working(project, token_server,
-                                                                                            smtp_sink):
+def test_a_revoked_refresh_token_gives_a_clear_account_error_and_other_accounts_keep_working(
+    project, token_server, smtp_sink
+):
     with SmtpSink(oauth=True) as sink:
         account = oauth_account(sink.port, token_server, "rt-revoked")
         email = send_one(project, account)
         assert email.status == Status.FAILED
         account.refresh_from_db()
         assert "OAuth token refresh failed" in account.last_error and "revoked" in account.last_error
-    other, _ = upsert_account({"name": "other-out", "protocol": "smtp", "address": "other@acme.test", "host": "127.0.0.1",
-                               "port": smtp_sink.port, "security": "none", "auth": "none"})
+    other, _ = upsert_account(
+        {
+            "name": "other-out",
+            "protocol": "smtp",
+            "address": "other@acme.test",
+            "host": "127.0.0.1",
+            "port": smtp_sink.port,
+            "security": "none",
+            "auth": "none",
+        }
+    )
     assert send_one(project, other).status == Status.SENT
 
 
@@ -181,8 +229,14 @@ INJECTIONS = [
 @pytest.mark.parametrize("change, field", INJECTIONS, ids=[f for _, f in INJECTIONS])
 def test_header_injection_is_refused_before_anything_is_queued(project, smtp_sink, change, field):
     account = smtp_account(smtp_sink.port, security="none", auth="none")
-    values = {"project": project, "account": account, "kind": Kind.AGENT_REPLY, "to": ["customer@example.com"],
-              "subject": "Your order", "text": "Hello"}
+    values = {
+        "project": project,
+        "account": account,
+        "kind": Kind.AGENT_REPLY,
+        "to": ["customer@example.com"],
+        "subject": "Your order",
+        "text": "Hello",
+    }
     values.update(change)
     with pytest.raises(Invalid) as error:
         from django.db import transaction
