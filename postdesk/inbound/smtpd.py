@@ -142,6 +142,7 @@ async def start_servers(
     lmtp: tuple[str, int] | None,
     writer: IntakeWriter,
     directory: AccountDirectory | None = None,
+    max_size: int | None = None,
 ):
     """Start the listeners on the running loop; returns the asyncio servers."""
     loop = asyncio.get_running_loop()
@@ -150,7 +151,7 @@ async def start_servers(
     context = tls_context()
     servers = []
     common = dict(
-        data_size_limit=config.smtp_max_message_bytes,
+        data_size_limit=max_size or config.smtp_max_message_bytes,
         hostname=config.smtp_hostname,
         ident="postdesk",
         enable_SMTPUTF8=True,

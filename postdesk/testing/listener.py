@@ -11,7 +11,8 @@ from postdesk.testing.smtpsink import free_port
 
 
 class Listener:
-    def __init__(self, smtp: bool = True, lmtp: bool = True):
+    def __init__(self, smtp: bool = True, lmtp: bool = True, max_size: int | None = None):
+        self.max_size = max_size
         self.smtp_port = free_port() if smtp else None
         self.lmtp_port = free_port() if lmtp else None
         self.loop = asyncio.new_event_loop()
@@ -31,6 +32,7 @@ class Listener:
                 ("127.0.0.1", self.lmtp_port) if self.lmtp_port else None,
                 self.writer,
                 self.directory,
+                max_size=self.max_size,
             ),
             self.loop,
         )
@@ -56,6 +58,7 @@ def converse(port: int, chunks: list[bytes], timeout: float = 10.0) -> bytes:
         sock.settimeout(0.5)
         for chunk in [b"", *chunks]:
             if chunk:
+                sock.settimeout(timeout)
                 sock.sendall(chunk)
             deadline = time.monotonic() + timeout
             got = b""
@@ -75,3 +78,15 @@ def converse(port: int, chunks: list[bytes], timeout: float = 10.0) -> bytes:
             sock.settimeout(0.5)
             out += got
     return out
+
+
+def wait_until(condition, timeout: float = 10.0, interval: float = 0.02):
+    """Poll until condition() is true (processing runs after the 250, in the background)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)

@@ -7,7 +7,7 @@ from django.db import DatabaseError
 
 from postdesk.emails.models import Email, RawMessage
 from postdesk.inbound.models import IncomingMessage
-from postdesk.testing.listener import Listener, converse
+from postdesk.testing.listener import Listener, converse, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +30,7 @@ def test_it_accepts_mail_for_a_forwarding_address_and_stores_it_byte_for_byte(li
     row = IncomingMessage.objects.get()
     assert bytes(row.raw.data) == MESSAGE
     assert row.rcpt_to == ["support@acme.test"] and row.mail_from == "customer@example.com"
-    email = Email.objects.get()
+    email = wait_until(lambda: Email.objects.first())
     assert email.subject == "Where is my order?" and email.from_address == "customer@example.com"
 
 
@@ -49,24 +49,38 @@ def test_a_subaddress_reaches_its_forwarding_account(listener):
     assert IncomingMessage.objects.get().rcpt_to == ["support+billing@acme.test"]
 
 
-def test_oversize_mail_gets_552_and_nothing_is_stored(listener, settings):
-    from django.conf import settings as live
-
-    limit = live.CONFIG.smtp_max_message_bytes
+def test_oversize_mail_gets_552_and_nothing_is_stored(forwarding):
+    limit = 200_000
     big = MESSAGE + b"x" * 998 + b"\r\n"
     body = big * (limit // len(big) + 2)
-    reply = converse(listener.smtp_port, [b"EHLO test\r\n", b"MAIL FROM:<a@example.com>\r\n",
-                                          b"RCPT TO:<support@acme.test>\r\n", b"DATA\r\n", body + b".\r\n",
-                                          b"NOOP\r\n"])
+    with Listener(max_size=limit) as small:
+        reply = converse(
+            small.smtp_port,
+            [
+                b"EHLO test\r\n",
+                b"MAIL FROM:<a@example.com>\r\n",
+                b"RCPT TO:<support@acme.test>\r\n",
+                b"DATA\r\n",
+                body + b".\r\n",
+                b"NOOP\r\n",
+            ],
+        )
     assert b"552" in reply
     assert reply.rstrip().endswith(b"250 OK") or b"250" in reply.splitlines()[-1]
     assert not RawMessage.objects.exists()
 
 
 def test_bare_lf_line_endings_are_refused(listener):
-    reply = converse(listener.smtp_port, [b"EHLO test\r\n", b"MAIL FROM:<a@example.com>\r\n",
-                                          b"RCPT TO:<support@acme.test>\r\n", b"DATA\r\n",
-                                          b"Subject: x\n\nbare lf body\n.\r\n"])
+    reply = converse(
+        listener.smtp_port,
+        [
+            b"EHLO test\r\n",
+            b"MAIL FROM:<a@example.com>\r\n",
+            b"RCPT TO:<support@acme.test>\r\n",
+            b"DATA\r\n",
+            b"Subject: x\n\nbare lf body\n\r\n.\r\n",
+        ],
+    )
     assert b"550 5.6.11" in reply
     assert not IncomingMessage.objects.exists()
 
@@ -84,11 +98,22 @@ SMUGGLING = [
 
 @pytest.mark.parametrize("end", SMUGGLING, ids=[repr(e) for e in SMUGGLING])
 def test_smuggling_payloads_never_yield_a_second_message(listener, end):
-    smuggled = (b"MAIL FROM:<attacker@evil.test>\r\nRCPT TO:<support@acme.test>\r\nDATA\r\n"
-                b"From: ceo@acme.test\r\nSubject: smuggled\r\n\r\nwire money\r\n.\r\n")
+    smuggled = (
+        b"MAIL FROM:<attacker@evil.test>\r\nRCPT TO:<support@acme.test>\r\nDATA\r\n"
+        b"From: ceo@acme.test\r\nSubject: smuggled\r\n\r\nwire money\r\n.\r\n"
+    )
     payload = b"From: a@example.com\r\nSubject: first\r\n\r\nhello" + end + smuggled
-    reply = converse(listener.smtp_port, [b"EHLO test\r\n", b"MAIL FROM:<a@example.com>\r\n",
-                                          b"RCPT TO:<support@acme.test>\r\n", b"DATA\r\n", payload, b"QUIT\r\n"])
+    reply = converse(
+        listener.smtp_port,
+        [
+            b"EHLO test\r\n",
+            b"MAIL FROM:<a@example.com>\r\n",
+            b"RCPT TO:<support@acme.test>\r\n",
+            b"DATA\r\n",
+            payload,
+            b"QUIT\r\n",
+        ],
+    )
     subjects = [bytes(r.raw.data) for r in IncomingMessage.objects.select_related("raw")]
     assert len(subjects) <= 1
     assert not any(s.startswith(b"From: ceo@acme.test") for s in subjects)
@@ -100,7 +125,9 @@ def test_smuggling_payloads_never_yield_a_second_message(listener, end):
 
 def test_a_lone_cr_is_data_not_a_line_ending(listener):
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
-        client.sendmail("a@example.com", ["support@acme.test"], b"Subject: cr\r\n\r\nline\r.\rstill the same line\r\n")
+        client.sendmail(
+            "a@example.com", ["support@acme.test"], b"Subject: cr\r\n\r\nline\r.\rstill the same line\r\n"
+        )
     assert b"line\r.\rstill the same line" in bytes(IncomingMessage.objects.get().raw.data)
 
 
@@ -126,8 +153,12 @@ def test_a_storage_error_answers_451_and_the_sender_can_retry(listener, monkeypa
 def test_the_same_message_twice_is_stored_once(listener):
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
         client.sendmail("customer@example.com", ["support@acme.test"], MESSAGE)
-        retried = b"Received: from relay2.example.com by mx.acme.test; Thu, 26 Nov 2026 10:01:00 +0000\r\n" + MESSAGE
+        retried = (
+            b"Received: from relay2.example.com by mx.acme.test; Thu, 26 Nov 2026 10:01:00 +0000\r\n"
+            + MESSAGE
+        )
         client.sendmail("customer@example.com", ["support@acme.test"], retried)
+    wait_until(lambda: Email.objects.exists())
     assert IncomingMessage.objects.count() == 1 and Email.objects.count() == 1
 
 
@@ -135,15 +166,29 @@ def test_a_different_message_reusing_a_message_id_is_kept(listener):
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
         client.sendmail("customer@example.com", ["support@acme.test"], MESSAGE)
         client.sendmail("customer@example.com", ["support@acme.test"], MESSAGE.replace(b"1234", b"5678"))
-    assert IncomingMessage.objects.count() == 2 and Email.objects.count() == 2
+    wait_until(lambda: Email.objects.count() == 2)
+    assert IncomingMessage.objects.count() == 2
 
 
 def test_lmtp_answers_once_per_recipient(listener, project):
     from postdesk.mailboxes.services import upsert_account
 
-    upsert_account({"name": "sales-in", "protocol": "forwarding", "address": "sales@acme.test"}, project=project)
-    with smtplib.LMTP("127.0.0.1", listener.lmtp_port) as client:
-        refused = client.sendmail("customer@example.com", ["support@acme.test", "sales@acme.test"], MESSAGE)
-    assert refused == {}
+    upsert_account(
+        {"name": "sales-in", "protocol": "forwarding", "address": "sales@acme.test"}, project=project
+    )
+    reply = converse(
+        listener.lmtp_port,
+        [
+            b"LHLO test\r\n",
+            b"MAIL FROM:<customer@example.com>\r\n",
+            b"RCPT TO:<support@acme.test>\r\n",
+            b"RCPT TO:<sales@acme.test>\r\n",
+            b"DATA\r\n",
+            MESSAGE + b".\r\n",
+            b"QUIT\r\n",
+        ],
+    )
+    assert reply.count(b"250 2.0.0 OK") == 2  # one reply per recipient
+    wait_until(lambda: Email.objects.exists())
     # one project: one stored copy, both addresses kept in the envelope
     assert IncomingMessage.objects.get().rcpt_to == ["support@acme.test", "sales@acme.test"]
