@@ -33,9 +33,13 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def summary(values_ms: list[float]) -> dict:
-    return {"n": len(values_ms), "p50_ms": round(percentile(values_ms, 50), 2),
-            "p95_ms": round(percentile(values_ms, 95), 2), "max_ms": round(max(values_ms), 2) if values_ms else None,
-            "mean_ms": round(statistics.fmean(values_ms), 2) if values_ms else None}
+    return {
+        "n": len(values_ms),
+        "p50_ms": round(percentile(values_ms, 50), 2),
+        "p95_ms": round(percentile(values_ms, 95), 2),
+        "max_ms": round(max(values_ms), 2) if values_ms else None,
+        "mean_ms": round(statistics.fmean(values_ms), 2) if values_ms else None,
+    }
 
 
 class Installation:
@@ -52,15 +56,24 @@ class Installation:
         self.procs: list[subprocess.Popen] = []
 
     def run(self, *args: str, input: str | None = None) -> str:
-        result = subprocess.run([sys.executable, "-m", "postdesk", *args], env=self.env, input=input,
-                                capture_output=True, text=True)
+        result = subprocess.run(
+            [sys.executable, "-m", "postdesk", *args],
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise RuntimeError(f"postdesk {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
         return result.stdout
 
     def start(self, *args: str) -> subprocess.Popen:
-        proc = subprocess.Popen([sys.executable, "-m", "postdesk", *args], env=self.env, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "postdesk", *args],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         self.procs.append(proc)
         return proc
 
@@ -121,8 +134,12 @@ class Sink:
 
     def __init__(self):
         self.port = free_port()
-        self.proc = subprocess.Popen([sys.executable, "-c", SINK_SCRIPT, str(self.port)], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", SINK_SCRIPT, str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self.proc.stdout.readline()
 
     def stop(self):

@@ -24,20 +24,20 @@ from common import Installation, Sink, free_port, save, summary, wait_port  # no
 
 TEXTS = {
     "en": "Hello, I ordered a kettle three weeks ago and it still has not arrived. The tracking page says the parcel "
-          "left the warehouse but nothing happened since then. Could you please check what is going on and tell me "
-          "when I can expect the delivery? I would also like to know whether I can get a refund for the shipping. ",
+    "left the warehouse but nothing happened since then. Could you please check what is going on and tell me "
+    "when I can expect the delivery? I would also like to know whether I can get a refund for the shipping. ",
     "hu": "Jó napot kívánok! Három hete rendeltem egy vízforralót, de még mindig nem érkezett meg. A csomagkövetés "
-          "szerint a csomag elhagyta a raktárat, azóta azonban semmi sem történt. Kérem, nézzék meg, mi a helyzet, és "
-          "írják meg, mikor számíthatok a szállításra. Szeretném tudni, visszakaphatom-e a szállítási díjat. ",
+    "szerint a csomag elhagyta a raktárat, azóta azonban semmi sem történt. Kérem, nézzék meg, mi a helyzet, és "
+    "írják meg, mikor számíthatok a szállításra. Szeretném tudni, visszakaphatom-e a szállítási díjat. ",
     "de": "Guten Tag, ich habe vor drei Wochen einen Wasserkocher bestellt und er ist immer noch nicht angekommen. "
-          "Laut Sendungsverfolgung hat das Paket das Lager verlassen, aber seitdem ist nichts passiert. Könnten Sie "
-          "bitte nachsehen und mir sagen, wann ich mit der Lieferung rechnen kann? ",
+    "Laut Sendungsverfolgung hat das Paket das Lager verlassen, aber seitdem ist nichts passiert. Könnten Sie "
+    "bitte nachsehen und mir sagen, wann ich mit der Lieferung rechnen kann? ",
     "fr": "Bonjour, j'ai commandé une bouilloire il y a trois semaines et elle n'est toujours pas arrivée. Le suivi "
-          "indique que le colis a quitté l'entrepôt, mais rien ne s'est passé depuis. Pourriez-vous vérifier et me "
-          "dire quand je peux espérer la livraison ? ",
+    "indique que le colis a quitté l'entrepôt, mais rien ne s'est passé depuis. Pourriez-vous vérifier et me "
+    "dire quand je peux espérer la livraison ? ",
     "es": "Hola, pedí un hervidor hace tres semanas y todavía no ha llegado. El seguimiento dice que el paquete salió "
-          "del almacén, pero desde entonces no ha pasado nada. ¿Podrían comprobar qué ocurre y decirme cuándo puedo "
-          "esperar la entrega? ",
+    "del almacén, pero desde entonces no ha pasado nada. ¿Podrían comprobar qué ocurre y decirme cuándo puedo "
+    "esperar la entrega? ",
 }
 
 CONFIG = """
@@ -107,7 +107,13 @@ def push(port: int, messages: list[bytes], sessions: int, acks: dict | None = No
                 for data in chunk:
                     client.sendmail("customer@example.com", ["support@acme.test"], data)
                     if acks is not None:
-                        acks[data[data.index(b"Message-ID: <") + 13: data.index(b">", data.index(b"Message-ID: <"))]] = time.monotonic()
+                        acks[
+                            data[
+                                data.index(b"Message-ID: <") + 13 : data.index(
+                                    b">", data.index(b"Message-ID: <")
+                                )
+                            ]
+                        ] = time.monotonic()
         except Exception as exc:  # noqa: BLE001
             errors.append(exc)
 
@@ -187,19 +193,22 @@ def main() -> None:
         searchable = len(cursor.fetchall())
     latencies = [(seen[k] - acks[k]) * 1000 for k in acks if k in seen]
     routed = dict(E.objects.values_list("queue__name").annotate(__import__("django").db.models.Count("id")))
-    save("ingest", {
-        "database": connection.vendor,
-        "messages": len(messages),
-        "avg_message_bytes": round(size),
-        "sessions": args.sessions,
-        "sink_msgs_per_s": round(len(messages) / sink_seconds),
-        "smtp_acked_msgs_per_s": round(len(messages) / push_seconds),
-        "end_to_end_msgs_per_s": round(len(seen) / total),
-        "processed": len(seen),
-        "searchable_kettle_matches": searchable,
-        "ack_to_visible": summary(latencies),
-        "queues": routed,
-    })
+    save(
+        "ingest",
+        {
+            "database": connection.vendor,
+            "messages": len(messages),
+            "avg_message_bytes": round(size),
+            "sessions": args.sessions,
+            "sink_msgs_per_s": round(len(messages) / sink_seconds),
+            "smtp_acked_msgs_per_s": round(len(messages) / push_seconds),
+            "end_to_end_msgs_per_s": round(len(seen) / total),
+            "processed": len(seen),
+            "searchable_kettle_matches": searchable,
+            "ack_to_visible": summary(latencies),
+            "queues": routed,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from postdesk.core import clock
 from postdesk.emails import search, threads
@@ -90,7 +90,11 @@ def claim(ids: list[int]) -> list[IncomingMessage]:
 
 
 def process(ids: list[int]) -> int:
-    """Process these IncomingMessage ids (those still pending). Safe to run twice: done rows are skipped."""
+    """Process these IncomingMessage ids (those still pending). Safe to run twice: done rows are skipped.
+
+    The pure analysis runs first, outside any transaction. The writes for the whole batch then go in one transaction
+    with bulk inserts; if that fails, each message is retried alone in its own savepoint so that one bad message is
+    marked failed without holding up the others."""
     rows = claim(ids)
     if not rows:
         return 0
@@ -109,54 +113,84 @@ def process(ids: list[int]) -> int:
             log.exception("analysis of incoming %s failed", row.pk)
             analysis = exc
         analysed.append((row, raw, analysis))
-    done = 0
-    with transaction.atomic():
+    with _relaxed_sync(), transaction.atomic():
         still = set(
             IncomingMessage.objects.filter(
                 pk__in=[r.pk for r in rows], state=IncomingMessage.State.PENDING
             ).values_list("id", flat=True)
         )
-        for row, raw, analysis in analysed:
-            if row.pk not in still:
-                continue
+        todo = [item for item in analysed if item[0].pk in still]
+        good = [item for item in todo if not isinstance(item[2], Exception)]
+        for row, _, exc in todo:
+            if isinstance(exc, Exception):
+                _mark_failed(row, exc)
+        try:
+            with transaction.atomic():
+                write_batch(good, contexts)
+            return len(good)
+        except Exception:
+            log.exception("batch write failed; writing messages one by one")
+        done = 0
+        for item in good:
             try:
                 with transaction.atomic():
-                    if isinstance(analysis, Exception):
-                        raise analysis
-                    email = write(row, raw, analysis, contexts[row.project_id])
-                    IncomingMessage.objects.filter(pk=row.pk).update(
-                        state=IncomingMessage.State.DONE, email=email, attempts=row.attempts + 1
-                    )
-                    done += 1
+                    write_batch([item], contexts)
+                done += 1
             except Exception as exc:
-                log.exception("incoming message %s could not be processed", row.pk)
-                IncomingMessage.objects.filter(pk=row.pk).update(
-                    state=IncomingMessage.State.FAILED,
-                    attempts=row.attempts + 1,
-                    error=f"{type(exc).__name__}: {exc}"[:2000],
-                )
-    return done
+                log.exception("incoming message %s could not be processed", item[0].pk)
+                _mark_failed(item[0], exc)
+        return done
 
 
-def write(row: IncomingMessage, raw: bytes, a: Analysis, ctx: ProjectContext) -> Email:
-    project = ctx.project
+def _mark_failed(row: IncomingMessage, exc: Exception) -> None:
+    IncomingMessage.objects.filter(pk=row.pk).update(
+        state=IncomingMessage.State.FAILED,
+        attempts=row.attempts + 1,
+        error=f"{type(exc).__name__}: {exc}"[:2000],
+    )
+
+
+class _relaxed_sync:
+    """Processing writes only derived data (the raw message and its IncomingMessage row stay pending until the same
+    transaction commits), so on SQLite its commits need not wait for an fsync: after a power loss the last batch is
+    simply processed again. The intake's commits keep synchronous=FULL."""
+
+    def __enter__(self):
+        from django.db import connection
+
+        self.sqlite = connection.vendor == "sqlite" and not connection.in_atomic_block
+        if self.sqlite:
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA synchronous=NORMAL")
+        return self
+
+    def __exit__(self, *exc):
+        from django.conf import settings
+        from django.db import connection
+
+        if self.sqlite and connection.connection is not None:
+            with connection.cursor() as cursor:
+                cursor.execute(f"PRAGMA synchronous={settings.CONFIG.sqlite_synchronous}")
+
+
+def _status_of(a: Analysis) -> tuple[str, str]:
+    if a.parsed.parse_error:
+        return Status.UNPARSEABLE, Kind.INBOUND
+    if a.report is not None:
+        return Status.REPORT, Kind.DELIVERY_REPORT
+    return Status.NEW, Kind.INBOUND
+
+
+def _new_email(row: IncomingMessage, raw: bytes, a: Analysis, project, status: str, kind: str) -> Email:
     p = a.parsed
     sender = p.from_.address if p.from_ else ""
-    is_report = a.report is not None
-    if p.parse_error:
-        status, kind = Status.UNPARSEABLE, Kind.INBOUND
-    elif is_report:
-        status, kind = Status.REPORT, Kind.DELIVERY_REPORT
-    else:
-        status, kind = Status.NEW, Kind.INBOUND
-    moment = row.received_at
-    email = Email(
+    return Email(
         project=project,
         account_id=row.account_id,
         direction=Direction.IN,
         kind=kind,
         status=status,
-        date=moment,
+        date=row.received_at,
         created_at=clock.now(),
         mail_from=row.mail_from,
         from_address=sender[:320],
@@ -173,43 +207,126 @@ def write(row: IncomingMessage, raw: bytes, a: Analysis, ctx: ProjectContext) ->
         in_reply_to=(p.in_reply_to or "")[:998],
         references=(p.references or "")[:20000],
         raw_id=row.raw_id,
-        report=a.report.as_dict() if is_report else None,
+        report=a.report.as_dict() if a.report is not None else None,
         parse_error=p.parse_error or "",
         has_remote_images=p.has_remote_images,
     )
-    # Threading: join the thread of any id the message shares, unless that thread is on a ticket the sender takes no
-    # part in (copied thread headers must not smuggle mail into someone's ticket).
-    thread, created = threads.thread_for(project, a.keys, jwz.base_subject(p.subject or ""), moment)
-    if not created and thread.ticket_id and not _takes_part(thread.ticket, sender):
-        thread = threads.Thread.objects.create(
-            project=project,
-            subject=jwz.base_subject(p.subject or "")[:1000],
-            created_at=moment,
-            last_message_at=moment,
+
+
+def write_batch(items: list, contexts: dict) -> list[Email]:
+    """Write analysed messages of one or more projects: threads, emails, content, attachments, message-id index and
+    search index in bulk; then the per-message follow-ups (ticket joins, report events, automatic responses)."""
+    from postdesk.emails.models import MessageIdIndex, Thread
+
+    emails: list[Email] = []
+    by_project: dict[int, list] = {}
+    for item in items:
+        by_project.setdefault(item[0].project_id, []).append(item)
+    for project_id, group in by_project.items():
+        ctx = contexts[project_id]
+        project = ctx.project
+        keys = {k[: threads.MAX_KEY_LENGTH] for _, _, a in group for k in a.keys}
+        index: dict[str, object] = {}
+        for chunk in _chunks(sorted(keys), 500):
+            index.update(
+                MessageIdIndex.objects.filter(project=project, message_id__in=chunk).values_list(
+                    "message_id", "thread_id"
+                )
+            )
+        known = {
+            t.pk: t
+            for t in Thread.objects.filter(pk__in={v for v in index.values()}).select_related(
+                "ticket__record"
+            )
+        }
+        new_threads: list[Thread] = []
+        redirect: dict[
+            int, Thread
+        ] = {}  # id() of a thread merged away in this batch -> the thread it went into
+
+        plans = []
+        for row, raw, a in group:
+            status, kind = _status_of(a)
+            p = a.parsed
+            sender = p.from_.address if p.from_ else ""
+            row_keys = [k[: threads.MAX_KEY_LENGTH] for k in a.keys]
+            refs = []
+            for k in row_keys:
+                if k in index:
+                    ref = index[k]
+                    ref = known.get(ref, ref) if isinstance(ref, int) else ref
+                    refs.append(ref)
+            candidates = []  # Thread objects: saved ones, and new ones of this batch (no pk yet)
+            for ref in refs:
+                ref = _follow(ref, redirect)
+                if ref not in candidates:
+                    candidates.append(ref)
+            thread = None
+            if candidates:
+                saved = sorted((c for c in candidates if c.pk), key=lambda t: (t.created_at, t.pk))
+                thread = saved[0] if saved else candidates[0]
+                for other in candidates:
+                    if other is thread:
+                        continue
+                    if other.pk:
+                        threads.merge(other, into=thread)
+                        if thread.ticket_id is None and other.ticket_id is not None:
+                            thread.ticket_id = other.ticket_id
+                    redirect[id(other)] = thread
+                ticket = thread.ticket if thread.ticket_id else None
+                if ticket is not None and not _takes_part(ticket, sender):
+                    thread, row_keys = None, row_keys[:1]
+            if thread is None:
+                thread = Thread(
+                    project=project,
+                    subject=jwz.base_subject(p.subject or "")[:1000],
+                    created_at=row.received_at,
+                    last_message_at=row.received_at,
+                )
+                new_threads.append(thread)
+                created = True
+            else:
+                created = False
+            for k in row_keys:
+                index.setdefault(k, thread)
+            email = _new_email(row, raw, a, project, status, kind)
+            plans.append([row, a, email, thread, row_keys, created])
+
+        # new threads first (ids needed), then emails
+        new_threads = [t for t in new_threads if id(t) not in redirect]
+        Thread.objects.bulk_create(new_threads)
+        ticket_by_thread = {}
+        for plan in plans:
+            plan[3] = _follow(plan[3], redirect)
+        for plan in plans:
+            row, a, email, thread, row_keys, created = plan
+            email.thread_id = thread.pk
+            ticket = thread.ticket if thread.ticket_id else None
+            if email.status == Status.NEW:
+                if ticket is None and a.ticket_numbers:
+                    ticket = ticket_by_thread.get(thread.pk) or _ticket_from_subject(
+                        project, a.ticket_numbers, email.from_address
+                    )
+                    if ticket is not None:
+                        ticket_by_thread[thread.pk] = ticket
+                        if thread.ticket_id is None:
+                            thread.ticket = ticket
+                            Thread.objects.filter(pk=thread.pk).update(ticket=ticket)
+                        plan[5] = False
+                queue = ctx.default_queue
+                if project.language_detection and project.email_queue and a.language:
+                    queue = ctx.queues_by_language.get(a.language, ctx.default_queue)
+                email.queue = queue
+                email.ticket = ticket
+        batch_emails = [plan[2] for plan in plans]
+        Email.objects.bulk_create(batch_emails)
+        EmailContent.objects.bulk_create(
+            EmailContent(email=plan[2], text=plan[1].parsed.text or "", html=plan[1].parsed.html or "")
+            for plan in plans
         )
-        created = True
-        a.keys = a.keys[:1]
-    ticket = thread.ticket if thread.ticket_id else None
-    if ticket is None and a.ticket_numbers and status == Status.NEW:
-        ticket = _ticket_from_subject(project, a.ticket_numbers, sender)
-        if ticket is not None and thread.ticket_id is None:
-            thread.ticket = ticket
-            thread.save(update_fields=["ticket"])
-            created = False
-    email.thread = thread
-    if status == Status.NEW:
-        queue = ctx.default_queue
-        if project.language_detection and project.email_queue and a.language:
-            queue = ctx.queues_by_language.get(a.language, ctx.default_queue)
-        email.queue = queue
-        if ticket is not None:
-            email.ticket = ticket
-    email.save()
-    EmailContent.objects.create(email=email, text=p.text or "", html=p.html or "")
-    if p.attachments:
-        Attachment.objects.bulk_create(
+        attachments = [
             Attachment(
-                email=email,
+                email=plan[2],
                 filename=att.filename[:255],
                 original_filename=att.original_filename[:1000],
                 content_type=att.content_type[:255],
@@ -218,23 +335,83 @@ def write(row: IncomingMessage, raw: bytes, a: Analysis, ctx: ProjectContext) ->
                 inline=att.inline,
                 data=att.data,
             )
-            for att in p.attachments
+            for plan in plans
+            for att in plan[1].parsed.attachments
+        ]
+        if attachments:
+            Attachment.objects.bulk_create(attachments)
+        known_keys = set()
+        for chunk in _chunks(sorted(keys), 500):
+            known_keys.update(
+                MessageIdIndex.objects.filter(project=project, message_id__in=chunk).values_list(
+                    "message_id", flat=True
+                )
+            )
+        index_rows = []
+        for plan in plans:
+            email, thread, row_keys = plan[2], plan[3], plan[4]
+            for i, k in enumerate(row_keys):
+                if k not in known_keys:
+                    known_keys.add(k)
+                    index_rows.append(
+                        MessageIdIndex(
+                            project=project,
+                            message_id=k,
+                            thread_id=thread.pk,
+                            email=email if i == 0 else None,
+                        )
+                    )
+        MessageIdIndex.objects.bulk_create(index_rows, ignore_conflicts=True)
+        search.index(
+            [
+                (
+                    plan[2].pk,
+                    project.pk,
+                    plan[2].subject,
+                    plan[1].parsed.text or "",
+                    f"{plan[2].from_name} {plan[2].from_address}",
+                )
+                for plan in plans
+            ]
         )
-    threads.remember(project, thread, a.keys, email)
-    threads.touch(thread, moment)
-    search.index([(email.pk, project.pk, email.subject, p.text or "", f"{email.from_name} {sender}")])
+        latest: dict[int, object] = {}
+        for plan in plans:
+            thread = plan[3]
+            if not plan[5] and (thread.pk not in latest or plan[2].date > latest[thread.pk]):
+                latest[thread.pk] = plan[2].date
+        for thread_id, moment in latest.items():
+            Thread.objects.filter(pk=thread_id, last_message_at__lt=moment).update(last_message_at=moment)
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {IncomingMessage._meta.db_table} SET state = %s, email_id = %s, attempts = attempts + 1 "
+                "WHERE id = %s",
+                [(IncomingMessage.State.DONE, plan[2].pk, plan[0].pk) for plan in plans],
+            )
 
-    if ticket is not None and status == Status.NEW:
-        from postdesk.tickets.services import email_joined
+        for row, a, email, _, _, created in plans:
+            if email.ticket_id is not None:
+                from postdesk.tickets.services import email_joined
 
-        email_joined(ticket, email)
-    if is_report:
-        from postdesk.emails.services import record_report
+                email_joined(email.ticket, email)
+            if a.report is not None:
+                from postdesk.emails.services import record_report
 
-        record_report(email, a.report, row.rcpt_to)
-    elif status == Status.NEW and created and project.auto_response_template_id:
-        _maybe_auto_respond(email, a, ctx, row)
-    return email
+                record_report(email, a.report, row.rcpt_to)
+            elif email.status == Status.NEW and created and project.auto_response_template_id:
+                _maybe_auto_respond(email, a, ctx, row)
+            emails.append(email)
+    return emails
+
+
+def _follow(ref, redirect: dict):
+    while id(ref) in redirect and redirect[id(ref)] is not ref:
+        ref = redirect[id(ref)]
+    return ref
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _takes_part(ticket, address: str) -> bool:
