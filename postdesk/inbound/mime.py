@@ -226,14 +226,20 @@ def _codec(name: str | None) -> str | None:
     return result
 
 
+_HIGH_BYTES = re.compile(rb"[\x80-\xff]")
+
+
 def _detect(data: bytes) -> str | None:
     """Charset detection for undeclared or wrongly declared 8-bit text (charset-normalizer when installed)."""
+    sample = data[:16384]
+    if len(_HIGH_BYTES.findall(sample)) < 16:  # too little to tell: windows-1252 is the better guess
+        return None
     try:
         from charset_normalizer import from_bytes
     except ImportError:  # pragma: no cover - optional dependency
         return None
     try:
-        best = from_bytes(data[:16384], steps=4, chunk_size=512, cp_isolation=None).best()
+        best = from_bytes(sample, steps=4, chunk_size=512).best()
     except Exception:  # noqa: BLE001 - detection is only a hint
         return None
     if best is None or not best.encoding or best.encoding.startswith(("utf_16", "utf_32")):
@@ -299,12 +305,17 @@ def decode_bytes(data: bytes, charset: str | None = None, *, detect: bool = True
                 return data.decode(detected, "replace"), defect or f"charset detected as {detected}"
             except Exception:  # noqa: BLE001
                 pass
-    if codec is not None:
+    if codec is not None and codec != "utf-8":
         try:
             return data.decode(codec, "replace"), defect
         except Exception:  # noqa: BLE001
             pass
-    return data.decode("cp1252", "replace"), defect or "undeclared 8-bit text decoded as windows-1252"
+    if codec == "utf-8" or codec is None:
+        # Mostly UTF-8 with a few broken sequences (a cut multi-byte character): keep UTF-8.
+        text = data.decode("utf-8", "replace")
+        if text.count("\ufffd") * 10 <= sum(1 for ch in text[:65536] if ord(ch) > 127):
+            return text, defect or "invalid UTF-8 sequences replaced"
+    return data.decode("cp1252", "replace"), defect or "8-bit text decoded as windows-1252"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -330,16 +341,20 @@ def _lenient_b64(data: bytes) -> bytes:
 
 def _decode_b64(data) -> tuple[bytes, bool]:
     """(decoded, was_broken)."""
+    raw = None
     try:
         decoded = binascii.a2b_base64(data)
-        if len(decoded) * 2 + 16 >= len(data):
+        if len(decoded) >= len(data) * 0.7 - 4:  # 57 bytes per 76-character line and its line break
+            return decoded, False
+        # Less than expected: junk or white space, or padding in the middle (binascii stops there)?
+        raw = data.encode("ascii", "surrogateescape") if isinstance(data, str) else bytes(data)
+        if len(decoded) >= len(raw.translate(None, _B64_DELETE + b"=")) * 3 // 4 - 2:
             return decoded, False
     except (binascii.Error, ValueError):
         pass
-    if isinstance(data, str):
-        data = data.encode("ascii", "surrogateescape")
-    decoded = _lenient_b64(bytes(data))
-    return decoded, True
+    if raw is None:
+        raw = data.encode("ascii", "surrogateescape") if isinstance(data, str) else bytes(data)
+    return _lenient_b64(raw), True
 
 
 def _ascii_bytes(text: str) -> bytes:

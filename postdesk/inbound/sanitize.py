@@ -181,7 +181,7 @@ def _clean_style(style: str) -> tuple[str, str | None, bool]:
         low = decl.lower()
         if (
             "\\" in decl
-            or "@" in decl
+            or "@import" in low
             or "<" in decl
             or "/*" in decl
             or "javascript:" in low
@@ -586,7 +586,7 @@ def html_to_text(html: str, inscriptis_max_chars: int = INSCRIPTIS_MAX_CHARS) ->
         text = get_text(html)
     except Exception:  # noqa: BLE001 - lxml/inscriptis failures fall back to the regex conversion
         return fast
-    text = text.strip("\n")
+    text = text.strip()
     if len(text.split()) < len(fast.split()) // 2:  # libxml2 stopped early (deep nesting, broken markup)
         return fast
     return text

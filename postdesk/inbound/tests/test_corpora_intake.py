@@ -10,7 +10,6 @@ import tracemalloc
 import pytest
 
 from postdesk.emails.models import Email
-
 from postdesk.inbound.models import IncomingMessage
 from postdesk.testing.corpora import corpus
 from postdesk.testing.listener import Listener, wait_until
@@ -23,8 +22,14 @@ def corpus_files() -> list:
     files = []
     for name in ("mime-cpython", "mime-nodemailer", "mime-postal", "bounces"):
         folder = corpus(name)
-        files += sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".txt", ".eml", "")
-                        and p.name not in ("SOURCE.md",) and not p.name.startswith("expected"))
+        files += sorted(
+            p
+            for p in folder.rglob("*")
+            if p.is_file()
+            and p.suffix in (".txt", ".eml", "")
+            and p.name not in ("SOURCE.md",)
+            and not p.name.startswith("expected")
+        )
     return files
 
 
@@ -55,7 +60,8 @@ def test_every_corpus_message_is_accepted_processed_listed_and_returned_byte_for
         # the same message twice (e.g. two fixtures that are identical) is stored once: count distinct keys
         wait_until(lambda: not IncomingMessage.objects.filter(state="pending").exists(), timeout=120)
     assert not IncomingMessage.objects.filter(state="failed").exists(), list(
-        IncomingMessage.objects.filter(state="failed").values_list("error", flat=True)[:3])
+        IncomingMessage.objects.filter(state="failed").values_list("error", flat=True)[:3]
+    )
     client = api(sam)
     listed = {}
     cursor = None
@@ -98,6 +104,3 @@ def test_the_largest_fixtures_are_processed_in_bounded_memory(forwarding):
         tracemalloc.stop()
         assert received is not None
         assert peak < 40 * len(data) + 20_000_000, f"{path.name}: peak {peak} bytes for {len(data)} bytes"
-
-
-
