@@ -57,6 +57,8 @@ class Config:
         "FULL"  # POSTDESK_SQLITE_SYNCHRONOUS: FULL (durable across power loss) or NORMAL
     )
     log_level: str = "INFO"  # POSTDESK_LOG_LEVEL
+    worker_type: str = "process"  # POSTDESK_WORKER_TYPE: process (every core) or thread
+    worker_count: int = 4  # POSTDESK_WORKERS: background job workers
     extra: dict = field(default_factory=dict)
 
     @property
@@ -90,6 +92,13 @@ def _int(env: dict, name: str, default: int, minimum: int = 1) -> int:
     if number < minimum:
         raise ConfigError(f"{name}={value!r}: must be at least {minimum}")
     return number
+
+
+def _choice(env: dict, name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: one of {', '.join(choices)}")
+    return value
 
 
 def _secret_key(env: dict, data_dir: Path, demo: bool) -> str:
@@ -170,6 +179,8 @@ def load(env: dict | None = None) -> Config:
         allow_private_webhooks=_flag(env, "POSTDESK_ALLOW_PRIVATE_WEBHOOKS"),
         sqlite_synchronous=sync,
         log_level=(env.get("POSTDESK_LOG_LEVEL") or "INFO").upper(),
+        worker_type=_choice(env, "POSTDESK_WORKER_TYPE", ("process", "thread"), "process"),
+        worker_count=_int(env, "POSTDESK_WORKERS", 4),
     )
 
 
@@ -194,6 +205,7 @@ def database_settings(config: Config) -> dict:
                 ),
             },
             "TEST": {"NAME": str(config.data_dir / "test.sqlite3")},
+            "CONN_MAX_AGE": None,  # a local file: keep connections (opening one runs the PRAGMAs above)
         }
     parts = urlsplit(url)
     return {

@@ -111,7 +111,8 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = CONFIG.smtp_max_message_bytes + 1024 * 1024
 
 # Background jobs (huey): the job store comes from POSTDESK_BROKER_URL; see postdesk/core/jobs.py.
 JOBS_IMMEDIATE = False  # tests switch this on: jobs run inline, after the commit that queued them
-JOBS_WORKERS = 4
+JOBS_WORKERS = CONFIG.worker_count
+JOBS_WORKER_TYPE = CONFIG.worker_type
 
 LOGGING = {
     "version": 1,

@@ -34,8 +34,8 @@ MAX_RECIPIENTS = 100
 
 
 class AccountDirectory:
-    """Forwarding addresses -> accounts, cached in memory and refreshed every few seconds (and on a miss, at most
-    once a second), so that RCPT needs no database round trip under load."""
+    """Forwarding addresses -> accounts, held in memory so that RCPT needs no database round trip (and no thread hop)
+    under load. Reloaded in the background every few seconds, and at once (off the event loop) on a miss."""
 
     def __init__(self, ttl: float = 5.0):
         self.ttl = ttl
@@ -43,26 +43,35 @@ class AccountDirectory:
         self._loaded = 0.0
         self._lock = threading.Lock()
 
-    def _load(self) -> None:
+    def load(self) -> None:
         from postdesk.mailboxes.models import EmailAccount, Protocol
 
         close_old_connections()
-        accounts = EmailAccount.objects.filter(
-            protocol=Protocol.FORWARDING, enabled=True, project__isnull=False
-        )
-        self._map = {a.address.lower(): a for a in accounts}
-        self._loaded = time.monotonic()
+        accounts = EmailAccount.objects.filter(protocol=Protocol.FORWARDING, enabled=True, project__isnull=False)
+        mapping = {a.address.lower(): a for a in accounts}
+        with self._lock:
+            self._map, self._loaded = mapping, time.monotonic()
+
+    @staticmethod
+    def _forms(address: str) -> tuple[str, str]:
+        address = (address or "").strip().lower()
+        local, _, domain = address.rpartition("@")
+        return address, f"{local.split('+', 1)[0]}@{domain}"
+
+    def cached(self, address: str):
+        """(account or None, whether the answer may be stale and worth a reload)."""
+        exact, base = self._forms(address)
+        found = self._map.get(exact) or self._map.get(base)
+        age = time.monotonic() - self._loaded
+        return found, age > self.ttl or (found is None and age > 1.0)
 
     def lookup(self, address: str):
         """The account for an address; `local+tag@domain` (VERP return paths, subaddresses) reaches `local@domain`."""
-        address = (address or "").strip().lower()
-        local, _, domain = address.rpartition("@")
-        base = f"{local.split('+', 1)[0]}@{domain}"
-        with self._lock:
-            age = time.monotonic() - self._loaded
-            if age > self.ttl or (address not in self._map and base not in self._map and age > 1.0):
-                self._load()
-            return self._map.get(address) or self._map.get(base)
+        found, stale = self.cached(address)
+        if stale:
+            self.load()
+            found, _ = self.cached(address)
+        return found
 
 
 class IntakeHandler:
@@ -78,7 +87,9 @@ class IntakeHandler:
         if len(envelope.rcpt_tos) >= MAX_RECIPIENTS:
             return "452 4.5.3 Too many recipients"
         try:
-            account = await self._lookup(address)
+            account, stale = self.directory.cached(address)
+            if stale:
+                account = await self._lookup(address)
         except Exception:
             log.exception("recipient lookup failed")
             return "451 4.3.0 Temporary lookup failure, try again later"
@@ -107,7 +118,7 @@ class IntakeHandler:
             helo=session.host_name or "",
         )
         try:
-            stored = await asyncio.wrap_future(self.writer.submit(delivery))
+            stored = await self.writer.submit(delivery)
         except Exception as exc:
             log.error("could not store a message from %s: %s", peer, exc)
             return self._answer("451 4.3.0 Temporary storage failure, try again later", count)
@@ -126,6 +137,14 @@ class IntakeSMTP(SMTP):
 
 class IntakeLMTP(LMTP):
     line_length_limit = 1024 * 1024
+
+
+def allow_loop_writes() -> None:
+    """The listener writes to the database from its event loop on purpose (short group commits, see IntakeWriter);
+    Django refuses database calls from a thread running an event loop unless told that this is intended."""
+    import os
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
 
 
 def tls_context() -> ssl.SSLContext | None:
@@ -176,9 +195,10 @@ def run(smtp: tuple[str, int] | None, lmtp: tuple[str, int] | None) -> None:
     """Run the listeners until SIGTERM/SIGINT."""
     import signal
 
-    writer = IntakeWriter()
+    allow_loop_writes()
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
+    writer = IntakeWriter(loop)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)

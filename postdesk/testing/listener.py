@@ -23,7 +23,8 @@ class Listener:
         from postdesk.inbound import smtpd
         from postdesk.inbound.intake import IntakeWriter
 
-        self.writer = IntakeWriter()
+        smtpd.allow_loop_writes()
+        self.writer = IntakeWriter(self.loop)
         self.directory = smtpd.AccountDirectory(ttl=0.0)
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
@@ -48,7 +49,6 @@ class Listener:
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
-        self.writer.stop()
 
 
 def converse(port: int, chunks: list[bytes], timeout: float = 10.0) -> bytes:

@@ -32,12 +32,24 @@ def env(tmp_path):
     return env
 
 
-def wait_for_http(url: str, timeout: float = 30) -> bytes:
+def wait_for_http(url: str, timeout: float = 60) -> bytes:
     deadline = time.monotonic() + timeout
     while True:
         try:
             with urllib.request.urlopen(url, timeout=2) as response:
                 return response.read()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2):
+                return
         except OSError:
             if time.monotonic() > deadline:
                 raise
@@ -59,6 +71,8 @@ def test_serve_runs_web_smtp_lmtp_and_the_worker_and_stops_on_sigterm(env):
     )
     try:
         assert b"Log in to postdesk" in wait_for_http(f"http://127.0.0.1:{http}/login/")
+        wait_for_port(smtp)
+        wait_for_port(lmtp)
         with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as client:
             assert client.ehlo()[0] == 250
         with smtplib.LMTP("127.0.0.1", lmtp, timeout=10) as client:

@@ -11,25 +11,31 @@ class Command(BaseCommand):
     help = "Run the background worker (huey consumer)."
 
     def add_arguments(self, parser):
-        parser.add_argument("--workers", type=int, default=None, help="job threads (default from settings)")
+        parser.add_argument("--workers", type=int, default=None, help="job workers (default from settings)")
+        parser.add_argument("--worker-type", choices=("process", "thread"), default=None,
+                            help="processes use every core for parsing; threads use less memory")
 
     def handle(self, *args, **options):
         from django.conf import settings
+        from django.db import connections
         from huey.consumer import Consumer
 
         from postdesk.core import jobs, tasks_registry
+        from postdesk.inbound.language import warm_up
 
         tasks_registry.load_all()
         tasks_registry.recover()
+        warm_up()  # load the language models once, before the workers fork: they share the memory
+        connections.close_all()  # no database connection may cross a fork
         consumer = Consumer(
             jobs.huey,
             workers=options["workers"] or settings.JOBS_WORKERS,
-            worker_type="thread",
+            worker_type=options["worker_type"] or settings.JOBS_WORKER_TYPE,
             periodic=True,
             initial_delay=0.05,
             backoff=1.15,
             max_delay=0.5,
             check_worker_health=True,
         )
-        log.info("worker started with %s threads", consumer.workers)
+        log.info("worker started: %s %s workers", consumer.workers, consumer.worker_type)
         consumer.run()
