@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from postdesk.core.errors import Conflict, Invalid
+from postdesk.core.errors import Conflict, Invalid, NotFound
 from postdesk.core.services import audit
 from postdesk.mailboxes.models import Auth, EmailAccount, Protocol, Security
 
@@ -32,6 +32,12 @@ SMTP_FIELDS = (
     "oauth_scope",
 )
 SECRET_FIELDS = {"password", "oauth_client_secret"}
+NULLABLE_FIELDS = {"max_per_second"}  # None is a value (no limit), not "leave as it is"
+TEXT_LIMITS = {
+    f.name: f.max_length
+    for f in EmailAccount._meta.get_fields()
+    if getattr(f, "max_length", None) and f.get_internal_type() in ("CharField", "EmailField", "URLField")
+}
 DEFAULT_PORTS = {Security.STARTTLS: 587, Security.TLS: 465, Security.NONE: 25}
 
 
@@ -57,6 +63,13 @@ def check_account(values: dict, prefix: str = "") -> dict:
     display = str(out.get("display_name") or "")
     if any(c in display for c in "\r\n\0"):
         raise Invalid("must not contain line breaks", field=f"{p}display_name")
+    for key, value in out.items():
+        limit = TEXT_LIMITS.get(key)
+        if limit and isinstance(value, str) and len(value) > limit:
+            raise Invalid(f"must be at most {limit} characters", field=f"{p}{key}")
+    for key in ("enabled", "is_default", "tls_verify"):
+        if key in out and out[key] is not None and not isinstance(out[key], bool):
+            raise Invalid("must be true or false", field=f"{p}{key}")
     if protocol == Protocol.SMTP:
         host = str(out.get("host") or "").strip()
         if not host or not HOST_RE.match(host):
@@ -73,6 +86,11 @@ def check_account(values: dict, prefix: str = "") -> dict:
         if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
             raise Invalid("port must be a number from 1 to 65535", field=f"{p}port")
         out["port"] = port
+        rate = out.get("max_per_second")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, int) or rate < 1):
+            raise Invalid(
+                "must be empty (no limit) or a whole number of at least 1", field=f"{p}max_per_second"
+            )
         if auth in (Auth.LOGIN, Auth.PLAIN) and not out.get("username"):
             raise Invalid(f"{auth.upper()} authentication needs a username", field=f"{p}username")
         if auth == Auth.XOAUTH2 and not (out.get("oauth_token_url") and out.get("oauth_client_id")):
@@ -94,6 +112,8 @@ def upsert_account(
     values = check_account(values, prefix)
     p = f"{prefix}." if prefix else ""
     protocol = values["protocol"]
+    if project is not None and protocol != Protocol.FORWARDING:
+        raise Invalid("only forwarding accounts route to a project", field=f"{p}project")
     if protocol == Protocol.FORWARDING:
         if project is None:
             raise Invalid("a forwarding account needs the project its mail is routed to", field=f"{p}project")
@@ -120,12 +140,13 @@ def upsert_account(
     created = account is None
     if created:
         account = EmailAccount(name=values["name"], protocol=protocol)
-    changed = []
+    changed, before = [], {}
     for k, v in fields.items():
-        if v is None:
+        if v is None and k not in NULLABLE_FIELDS:
             continue
         if getattr(account, k) != v:
             changed.append(k)
+            before[k] = _shown(k, getattr(account, k))
             setattr(account, k, v)
     if not created and not changed:
         return account, []
@@ -144,11 +165,21 @@ def upsert_account(
         actor=by,
         project=account.project,
         obj=account,
-        after={k: ("***" if k in SECRET_FIELDS else getattr(account, k)) for k in changed if k != "project"},
+        before=None if created else before,
+        after={k: _shown(k, getattr(account, k)) for k in changed},
     )
     if created:
         return account, [f"+ account {account.name} ({protocol}, {account.address})"]
     return account, [f"~ account {account.name}: {', '.join(shown)}"]
+
+
+def _shown(key: str, value):
+    """A value as the audit log keeps it: secrets masked, the project by its key."""
+    if key in SECRET_FIELDS:
+        return "***" if value else ""
+    if key == "project":
+        return value.key if value is not None else None
+    return value
 
 
 def default_sender_for(project):
@@ -168,3 +199,98 @@ def find_forwarding_account(address: str) -> EmailAccount | None:
         .filter(protocol=Protocol.FORWARDING, enabled=True, address__iexact=normalise_address(address))
         .first()
     )
+
+
+def get_account(name: str) -> EmailAccount:
+    account = EmailAccount.objects.select_related("project").filter(name=name).first()
+    if account is None:
+        raise NotFound(f"no account named {name!r}", field="account")
+    return account
+
+
+def account_named(name: str, field: str) -> EmailAccount:
+    """The account with this name, for a field that refers to one (an unknown name is invalid input)."""
+    account = EmailAccount.objects.filter(name=str(name)).first()
+    if account is None:
+        raise Invalid(f"no account named {name!r}", field=field)
+    return account
+
+
+def accounts_named(names: list[str], field: str = "sender_accounts") -> list[EmailAccount]:
+    """The accounts with these names, in order; an unknown name is refused naming its position."""
+    found = {a.name: a for a in EmailAccount.objects.filter(name__in=[str(n) for n in names])}
+    out = []
+    for i, name in enumerate(names):
+        if name not in found:
+            raise Invalid(f"no account named {name!r}", field=f"{field}.{i}")
+        out.append(found[name])
+    return out
+
+
+def account_values(account: EmailAccount) -> dict:
+    """An account's settings as `check_account` takes them, without its secrets."""
+    values = {"name": account.name, "protocol": account.protocol}
+    for key in COMMON:
+        values[key] = getattr(account, key)
+    if account.protocol == Protocol.SMTP:
+        for key in SMTP_FIELDS:
+            if key not in SECRET_FIELDS:
+                values[key] = getattr(account, key)
+    if account.protocol == Protocol.MASS:
+        values["domain"] = account.domain
+    return values
+
+
+def update_account(account: EmailAccount, changes: dict, *, project=None, by=None) -> list[str]:
+    """Change some of an account's settings: the result is validated whole. Secrets left empty are kept; the name
+    and protocol never change. `project` is the forwarding account's project (None: unchanged)."""
+    for key in ("name", "protocol"):
+        if key in changes and changes[key] != getattr(account, key):
+            raise Invalid(f"an account's {key} cannot be changed", field=key)
+    changes = {k: v for k, v in changes.items() if not (k in SECRET_FIELDS and not v)}
+    if account.protocol == Protocol.FORWARDING and project is None:
+        project = account.project
+    values = {**account_values(account), **changes}
+    _, lines = upsert_account(values, project=project, by=by)
+    return lines
+
+
+def set_account_enabled(account: EmailAccount, enabled: bool, by=None) -> list[str]:
+    """Enable or disable an account (a disabled forwarding account refuses mail, a disabled sender is not offered)."""
+    if account.enabled == enabled:
+        return []
+    account.enabled = enabled
+    account.save(update_fields=["enabled"])
+    audit(
+        "account.enable" if enabled else "account.disable",
+        actor=by,
+        project=account.project,
+        obj=account,
+        before={"enabled": not enabled},
+        after={"enabled": enabled},
+    )
+    return [f"~ account {account.name}: {'enabled' if enabled else 'disabled'}"]
+
+
+def set_default_account(account: EmailAccount, by=None) -> list[str]:
+    """Make this SMTP account the default sender account (there is one default)."""
+    if account.protocol != Protocol.SMTP:
+        raise Invalid(
+            "only an SMTP account can be the default sender account", field="default_sender_account"
+        )
+    if account.is_default:
+        return []
+    previous = list(
+        EmailAccount.objects.filter(protocol=Protocol.SMTP, is_default=True).values_list("name", flat=True)
+    )
+    EmailAccount.objects.filter(protocol=Protocol.SMTP, is_default=True).update(is_default=False)
+    account.is_default = True
+    account.save(update_fields=["is_default"])
+    audit(
+        "account.default",
+        actor=by,
+        obj=account,
+        before={"default": previous[0] if previous else None},
+        after={"default": account.name},
+    )
+    return [f"~ account {account.name}: default sender account"]

@@ -62,12 +62,45 @@ def check_language(value: str, field: str = "language") -> str:
     return value
 
 
+def check_name(value, field: str, *, max_length: int, empty: str = "must not be empty") -> str:
+    """A name or label: text, stripped, not empty, no line breaks, at most `max_length` characters."""
+    if value is None:
+        value = ""
+    if not isinstance(value, str):
+        raise Invalid("must be text", field=field)
+    value = value.strip()
+    if not value:
+        raise Invalid(empty, field=field)
+    if len(value) > max_length:
+        raise Invalid(f"must be at most {max_length} characters", field=field)
+    if any(c in value for c in "\r\n\0"):
+        raise Invalid("must not contain line breaks", field=field)
+    return value
+
+
+def settings_problems(values: dict, prefix: str = "") -> list[Invalid]:
+    """Every email-handling rule that one complete set of settings breaks (empty: none), so a form can show them
+    all at once."""
+    p = f"{prefix}." if prefix else ""
+    checks = (
+        lambda: check_list_size(values["list_size"], f"{p}list_size"),
+        lambda: check_email_queue(values["language_detection"], values["email_queue"], f"{p}email_queue"),
+        lambda: check_auto_delete_days(values["auto_delete_days"], f"{p}auto_delete_days"),
+    )
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except Invalid as exc:
+            problems.append(exc)
+    return problems
+
+
 def check_settings(values: dict, prefix: str = "") -> None:
     """All email-handling rules over one complete set of settings (after merging changes into current values)."""
-    p = f"{prefix}." if prefix else ""
-    check_list_size(values["list_size"], f"{p}list_size")
-    check_email_queue(values["language_detection"], values["email_queue"], f"{p}email_queue")
-    check_auto_delete_days(values["auto_delete_days"], f"{p}auto_delete_days")
+    problems = settings_problems(values, prefix)
+    if problems:
+        raise problems[0]
 
 
 SETTING_FIELDS = (

@@ -32,19 +32,20 @@ def settings_of(project: Project) -> dict:
 
 def create_project(*, key: str, name: str, by=None, default_queue_name: str = DEFAULT_QUEUE_NAME) -> Project:
     rules.check_project_key(key)
-    if not name or not name.strip():
-        raise Invalid("must not be empty", field="name")
+    name = rules.check_name(name, "name", max_length=200)
+    default_queue_name = rules.check_name(
+        default_queue_name, "default_queue", max_length=100, empty="a queue needs a name"
+    )
     if Project.objects.filter(key=key).exists():
         raise Conflict(f"a project with key {key!r} exists", field="key")
-    project = Project.objects.create(key=key, name=name.strip())
+    project = Project.objects.create(key=key, name=name)
     Queue.objects.create(project=project, name=default_queue_name, is_default=True)
     audit("project.create", actor=by, project=project, obj=project, after={"key": key, "name": name})
     return project
 
 
 def rename_project(project: Project, name: str, by=None) -> list[str]:
-    if not name or not name.strip():
-        raise Invalid("must not be empty", field="name")
+    name = rules.check_name(name, "name", max_length=200)
     if project.name == name:
         return []
     audit(
@@ -93,9 +94,7 @@ def update_settings(project: Project, values: dict, by=None, prefix: str = "") -
 
 
 def create_queue(project: Project, *, name: str, language: str, by=None) -> Queue:
-    name = (name or "").strip()
-    if not name:
-        raise Invalid("a queue needs a name", field="name")
+    name = rules.check_name(name, "name", max_length=100, empty="a queue needs a name")
     language = rules.check_language(language)
     if project.queues.filter(name=name).exists():
         raise Conflict(f"a queue named {name!r} exists in project {project.key}", field="name")
@@ -111,10 +110,8 @@ def create_queue(project: Project, *, name: str, language: str, by=None) -> Queu
 def update_queue(queue: Queue, *, name: str | None = None, language: str | None = None, by=None) -> list[str]:
     """Rename a queue (the default queue too) or change a language queue's language."""
     out, before, after = [], {}, {}
-    if name is not None and name.strip() != queue.name:
-        name = name.strip()
-        if not name:
-            raise Invalid("a queue needs a name", field="name")
+    if name is not None and str(name).strip() != queue.name:
+        name = rules.check_name(name, "name", max_length=100, empty="a queue needs a name")
         if Queue.objects.filter(project_id=queue.project_id, name=name).exclude(pk=queue.pk).exists():
             raise Conflict(f"a queue named {name!r} exists", field="name")
         before["name"], after["name"] = queue.name, name
@@ -236,16 +233,19 @@ TEMPLATE_FIELDS = ("subject", "body", "body_html", "cc", "bcc", "visible_to_agen
 def upsert_template(project: Project, name: str, values: dict, by=None) -> list[str]:
     from postdesk.outbound.compose import HeaderInjectionError, validate_address, validate_header_value
 
-    name = (name or "").strip()
-    if not name:
-        raise Invalid("a template needs a name", field="name")
+    name = rules.check_name(name, "name", max_length=100, empty="a template needs a name")
+    subject = values.get("subject", "") or ""
+    if len(subject) > Template._meta.get_field("subject").max_length:
+        raise Invalid(
+            f"must be at most {Template._meta.get_field('subject').max_length} characters", field="subject"
+        )
     try:
-        validate_header_value("subject", values.get("subject", "") or "")
+        validate_header_value("subject", subject)
         for field in ("cc", "bcc"):
             for i, address in enumerate(values.get(field) or []):
                 validate_address(f"{field}.{i}", address)
     except HeaderInjectionError as exc:
-        raise Invalid(str(exc), field=exc.field)
+        raise Invalid(exc.reason, field=exc.field)
     template = project.templates.filter(name=name).first()
     if template is None:
         template = Template.objects.create(
@@ -264,17 +264,32 @@ def upsert_template(project: Project, name: str, values: dict, by=None) -> list[
     return [f"~ template {name!r}: {', '.join(new)}"]
 
 
+def create_template(project: Project, name: str, values: dict, by=None) -> Template:
+    """A new template; a template of that name is a conflict (upsert_template replaces it instead)."""
+    name = rules.check_name(name, "name", max_length=100, empty="a template needs a name")
+    if project.templates.filter(name=name).exists():
+        raise Conflict(f"a template named {name!r} exists in project {project.key}", field="name")
+    upsert_template(project, name, values, by=by)
+    return project.templates.get(name=name)
+
+
 def delete_template(template: Template, by=None) -> None:
+    """Delete a template; the project's automatic response template is refused (choose another one first)."""
+    project = template.project
+    if project.auto_response_template_id == template.pk:
+        raise Conflict(
+            f"{template.name!r} is the project's automatic response; choose another one (or none) first",
+            field="template",
+        )
     audit("template.delete", actor=by, project=template.project, obj=template, before={"name": template.name})
     template.delete()
 
 
 def upsert_ticket_type(project: Project, label: str, export_value: str, by=None) -> list[str]:
-    label, export_value = (label or "").strip(), (export_value or "").strip()
-    if not label:
-        raise Invalid("a ticket type needs a label", field="label")
-    if not export_value:
-        raise Invalid("a ticket type needs an export value", field="export_value")
+    label = rules.check_name(label, "label", max_length=100, empty="a ticket type needs a label")
+    export_value = rules.check_name(
+        export_value, "export_value", max_length=100, empty="a ticket type needs an export value"
+    )
     current = project.ticket_types.filter(export_value=export_value).first()
     if current is None:
         if project.ticket_types.filter(label=label).exists():
@@ -305,8 +320,20 @@ def upsert_ticket_type(project: Project, label: str, export_value: str, by=None)
     return []
 
 
-def set_sender_accounts(project: Project, accounts: list, by=None) -> list[str]:
-    """The SMTP accounts shown to the project's agents, exactly these."""
+def create_ticket_type(project: Project, label: str, export_value: str, by=None) -> TicketType:
+    """A new ticket type; an existing export value is a conflict (upsert_ticket_type relabels it instead)."""
+    export_value = rules.check_name(
+        export_value, "export_value", max_length=100, empty="a ticket type needs an export value"
+    )
+    if project.ticket_types.filter(export_value=export_value).exists():
+        raise Conflict(f"a ticket type with export value {export_value!r} exists", field="export_value")
+    upsert_ticket_type(project, label, export_value, by=by)
+    return project.ticket_types.get(export_value=export_value)
+
+
+def set_sender_accounts(project: Project, accounts: list, by=None, *, default=None) -> list[str]:
+    """The SMTP accounts shown to the project's agents, exactly these. `default`, one of them, becomes the default
+    sender account (the account's own Default setting, shared by every project that offers it)."""
     from postdesk.mailboxes.models import Protocol
 
     for i, account in enumerate(accounts):
@@ -315,17 +342,110 @@ def set_sender_accounts(project: Project, accounts: list, by=None) -> list[str]:
                 f"{account.name!r} is a {account.protocol} account; sender accounts are SMTP accounts",
                 field=f"sender_accounts.{i}",
             )
+    out = []
+    if default is not None:
+        if default.pk not in {a.pk for a in accounts}:
+            raise Invalid(
+                f"the default sender account {default.name!r} must be one of the selected sender accounts",
+                field="default_sender_account",
+            )
+        from postdesk.mailboxes.services import set_default_account
+
+        out += set_default_account(default, by=by)
     wanted = {a.pk for a in accounts}
     current = set(project.sender_links.values_list("account_id", flat=True))
     if wanted == current:
-        return []
+        return out
+    before_names = sorted(project.sender_links.values_list("account__name", flat=True))
     SenderAccount.objects.filter(project=project).exclude(account_id__in=wanted).delete()
     for account in accounts:
         if account.pk not in current:
             SenderAccount.objects.create(project=project, account=account)
     names = sorted(a.name for a in accounts)
-    audit("project.sender_accounts", actor=by, project=project, obj=project, after={"accounts": names})
-    return [f"~ project {project.key}: sender accounts {names}"]
+    audit(
+        "project.sender_accounts",
+        actor=by,
+        project=project,
+        obj=project,
+        before={"accounts": before_names},
+        after={"accounts": names},
+    )
+    return [*out, f"~ project {project.key}: sender accounts {names}"]
+
+
+def set_template_visibility(project: Project, visible: set[str], by=None) -> list[str]:
+    """General settings > Email templates: exactly the named templates are visible to the project's agents."""
+    out = []
+    for template in project.templates.all():
+        out += upsert_template(project, template.name, {"visible_to_agents": template.name in visible}, by=by)
+    return out
+
+
+def get_template(project: Project, name: str) -> Template:
+    template = project.templates.filter(name=name).first()
+    if template is None:
+        raise NotFound(f"no template named {name!r} in project {project.key}", field="template")
+    return template
+
+
+def get_ticket_type(project: Project, export_value: str) -> TicketType:
+    tt = project.ticket_types.filter(export_value=export_value).first()
+    if tt is None:
+        raise NotFound(f"no ticket type with export value {export_value!r}", field="ticket_type")
+    return tt
+
+
+def update_ticket_type(
+    tt: TicketType, *, label: str | None = None, export_value: str | None = None, by=None
+) -> list[str]:
+    """Change a ticket type's label and/or export value (tickets keep their type)."""
+    before, after = {}, {}
+    if label is not None:
+        label = rules.check_name(label, "label", max_length=100, empty="a ticket type needs a label")
+        if label != tt.label:
+            if TicketType.objects.filter(project_id=tt.project_id, label=label).exclude(pk=tt.pk).exists():
+                raise Conflict(f"a ticket type labelled {label!r} exists", field="label")
+            before["label"], after["label"] = tt.label, label
+    if export_value is not None:
+        export_value = rules.check_name(
+            export_value, "export_value", max_length=100, empty="a ticket type needs an export value"
+        )
+        if export_value != tt.export_value:
+            if (
+                TicketType.objects.filter(project_id=tt.project_id, export_value=export_value)
+                .exclude(pk=tt.pk)
+                .exists()
+            ):
+                raise Conflict(
+                    f"a ticket type with export value {export_value!r} exists", field="export_value"
+                )
+            before["export_value"], after["export_value"] = tt.export_value, export_value
+    if not after:
+        return []
+    for k, v in after.items():
+        setattr(tt, k, v)
+    tt.save()
+    audit("ticket_type.update", actor=by, project=tt.project, obj=tt, before=before, after=after)
+    return [f"~ ticket type {tt.export_value}: {', '.join(after)}"]
+
+
+def delete_ticket_type(tt: TicketType, by=None) -> None:
+    """Delete a ticket type that no ticket uses (a used one would silently leave tickets without a type: 409)."""
+    from postdesk.tickets.models import Ticket
+
+    used = Ticket.objects.filter(type=tt).count()
+    if used:
+        raise Conflict(
+            f"{used} ticket(s) have the type {tt.label!r}; it cannot be deleted", field="ticket_type"
+        )
+    audit(
+        "ticket_type.delete",
+        actor=by,
+        project=tt.project,
+        obj=tt,
+        before={"label": tt.label, "export_value": tt.export_value},
+    )
+    tt.delete()
 
 
 # Cloning --------------------------------------------------------------------------------------------------------
