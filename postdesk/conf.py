@@ -57,6 +57,10 @@ class Config:
         "FULL"  # POSTDESK_SQLITE_SYNCHRONOUS: FULL (durable across power loss) or NORMAL
     )
     log_level: str = "INFO"  # POSTDESK_LOG_LEVEL
+    mass_relay: str = "127.0.0.1:25"  # POSTDESK_MASS_RELAY: HOST:PORT of the relay that carries mass email
+    mass_spf: str = ""  # POSTDESK_MASS_SPF: the SPF mechanism customers publish, e.g. include:_spf.desk.example
+    mass_cname_target: str = ""  # POSTDESK_MASS_CNAME_TARGET: where customers' return-path/tracking CNAME points
+    dns_server: str = ""  # POSTDESK_DNS_SERVER: HOST:PORT of the resolver used to verify DNS records (default: system)
     worker_type: str = "process"  # POSTDESK_WORKER_TYPE: process (every core) or thread
     worker_count: int = 4  # POSTDESK_WORKERS: background job workers
     extra: dict = field(default_factory=dict)
@@ -180,6 +184,10 @@ def load(env: dict | None = None) -> Config:
         sqlite_synchronous=sync,
         log_level=(env.get("POSTDESK_LOG_LEVEL") or "INFO").upper(),
         worker_type=_choice(env, "POSTDESK_WORKER_TYPE", ("process", "thread"), "process"),
+        mass_relay=env.get("POSTDESK_MASS_RELAY") or "127.0.0.1:25",
+        mass_spf=env.get("POSTDESK_MASS_SPF") or f"include:_spf.{urlsplit(public_url).hostname or 'localhost'}",
+        mass_cname_target=env.get("POSTDESK_MASS_CNAME_TARGET") or (urlsplit(public_url).hostname or "localhost"),
+        dns_server=env.get("POSTDESK_DNS_SERVER") or "",
         worker_count=_int(env, "POSTDESK_WORKERS", 4),
     )
 

@@ -14,7 +14,10 @@ from postdesk.core import clock
 
 @pytest.fixture(autouse=True)
 def _clock_runs():
+    from postdesk.outbound import journal
+
     clock.set_now(None)
+    journal.reset()
     yield
     clock.set_now(None)
 
@@ -150,6 +153,18 @@ class ApiClient:
 
         body = data if isinstance(data, (bytes, str)) else json.dumps(data if data is not None else {})
         return self.client.post(path, body, content_type=content_type, **self._headers())
+
+    def patch(self, path, data=None):
+        import json
+
+        return self.client.patch(path, json.dumps(data if data is not None else {}), content_type="application/json",
+                                 **self._headers())
+
+    def put(self, path, data=None):
+        import json
+
+        return self.client.put(path, json.dumps(data if data is not None else {}), content_type="application/json",
+                               **self._headers())
 
     def delete(self, path):
         return self.client.delete(path, **self._headers())

@@ -26,6 +26,8 @@ class Campaign(models.Model):
     sent = models.PositiveIntegerField(default=0)
     failed = models.PositiveIntegerField(default=0)
     skipped = models.PositiveIntegerField(default=0)  # suppressed addresses
+    links = models.JSONField(default=list, blank=True)  # tracked link targets, by index (tokens carry the index)
+    error = models.TextField(blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )

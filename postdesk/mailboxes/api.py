@@ -195,3 +195,45 @@ def test_account(request, name: str):
 
 
 test_account.__test__ = False  # an API handler, not a pytest test
+
+
+class DnsRecordOut(Schema):
+    name: str
+    record_type: str
+    value: str
+    verified: bool
+    found: str | None = None
+
+
+def _mass_account(name: str) -> EmailAccount:
+    account = services.get_account(name)
+    if account.protocol != Protocol.MASS:
+        raise Invalid(f"{name} is not a mass-email account", field="name")
+    return account
+
+
+@router.get("/accounts/{name}/dns", response=list[DnsRecordOut],
+            summary="A mass account's DNS records (2 TXT, 1 CNAME) and whether each was verified")
+def dns_records(request, name: str):
+    from postdesk.mailboxes import dns
+
+    require_supervisor(request.auth)
+    account = _mass_account(name)
+    checked = {(r["name"], r["record_type"]): r for r in (account.dns_status or {}).get("records", [])}
+    out = []
+    for record in dns.records(account):
+        last = checked.get((record["name"], record["record_type"]), {})
+        out.append({**record, "verified": bool(last.get("verified")) and last.get("value") == record["value"],
+                    "found": last.get("found")})
+    return out
+
+
+@router.post("/accounts/{name}/dns/verify", response=list[DnsRecordOut],
+             summary="Look the records up now; the account is validated when all three are right")
+def verify_dns(request, name: str):
+    from postdesk.mailboxes import dns
+
+    require_supervisor(request.auth)
+    account = _mass_account(name)
+    with transaction.atomic():
+        return dns.verify(account, by=request.auth)

@@ -37,27 +37,29 @@ def _bump(email: Email, counters: dict[str, int]) -> None:
     bucket = KIND_BUCKET.get(email.kind)
     if bucket is None or email.sent_by_id is None:
         return
-    key = dict(project_id=email.project_id, user_id=email.sent_by_id, day=email.date.date(), kind=bucket)
+    bump_bulk(email.project_id, email.sent_by_id, email.date.date(), bucket, counters)
+
+
+def bump_bulk(project_id: int, user_id: int | None, day, bucket: str, counters: dict[str, int]) -> None:
+    """Add to one statistics row (project, user, day, kind), creating it when missing."""
+    counters = {k: v for k, v in counters.items() if v}
+    if not counters or user_id is None:
+        return
+    key = {"project_id": project_id, "user_id": user_id, "day": day, "kind": bucket}
     updated = DailyEmailStats.objects.filter(**key).update(**{k: F(k) + v for k, v in counters.items()})
-    if not updated:
-        table = connection.ops.quote_name(DailyEmailStats._meta.db_table)
-        sets = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
-        defaults = {c: 0 for c in COUNTERS}
-        defaults.update(counters)
-        all_cols = ", ".join(COUNTERS)
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"INSERT INTO {table} (project_id, user_id, day, kind, {all_cols}) "
-                f"VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(COUNTERS))}) "
-                f"ON CONFLICT (project_id, user_id, day, kind) DO UPDATE SET {sets}",
-                [
-                    key["project_id"],
-                    key["user_id"],
-                    key["day"].isoformat(),
-                    bucket,
-                    *(defaults[c] for c in COUNTERS),
-                ],
-            )
+    if updated:
+        return
+    table = connection.ops.quote_name(DailyEmailStats._meta.db_table)
+    sets = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)
+    values = {c: counters.get(c, 0) for c in COUNTERS}
+    all_cols = ", ".join(COUNTERS)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (project_id, user_id, day, kind, {all_cols}) "
+            f"VALUES (%s, %s, %s, %s, {', '.join(['%s'] * len(COUNTERS))}) "
+            f"ON CONFLICT (project_id, user_id, day, kind) DO UPDATE SET {sets}",
+            [project_id, user_id, day.isoformat(), bucket, *(values[c] for c in COUNTERS)],
+        )
 
 
 def count_sent(email: Email) -> None:

@@ -1,6 +1,7 @@
 """Where the shared real-world corpora live (never copied into this repository).
 
-Tests read the folder named by ``POSTDESK_CORPORA`` (default: ``../shared/corpora`` from the project root) and skip with
+Tests read the folder named by ``POSTDESK_CORPORA`` (default: ``../shared/corpora`` from the project root, or the
+nearest ``shared/corpora`` further up) and skip with
 a clear reason when it is absent. CI sets ``POSTDESK_REQUIRE_CORPORA=1`` so that a missing folder fails instead.
 """
 
@@ -13,7 +14,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def corpora_dir() -> Path:
-    return Path(os.environ.get("POSTDESK_CORPORA", PROJECT_ROOT.parent / "shared" / "corpora"))
+    """POSTDESK_CORPORA, else ../shared/corpora from the project root, else the nearest shared/corpora above it
+    (a clone made deeper in the same workspace still finds them)."""
+    if os.environ.get("POSTDESK_CORPORA"):
+        return Path(os.environ["POSTDESK_CORPORA"])
+    for folder in PROJECT_ROOT.parents:
+        candidate = folder / "shared" / "corpora"
+        if candidate.is_dir():
+            return candidate
+    return PROJECT_ROOT.parent / "shared" / "corpora"
 
 
 def corpus(name: str) -> Path:

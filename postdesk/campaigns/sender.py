@@ -1,0 +1,248 @@
+"""Sending a campaign: each message is rendered from the template prepared once (string substitution into
+prepared MIME), DKIM-signed, and sent over a few pooled connections to the mass relay in parallel; recipients are
+claimed in chunks and their outcomes recorded in bulk. Pausing stops between chunks. After a crash, recipients
+caught mid-send are resolved from the sending journal, so nobody gets a second copy."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+
+from postdesk.campaigns.models import Campaign, CampaignRecipient
+from postdesk.core import clock
+from postdesk.core.crypto import derive_key
+from postdesk.emails.models import DeliveryEvent, Direction, Email, EventKind, Kind, RawMessage, Status
+from postdesk.emails.services import verp_address
+from postdesk.outbound import journal, tracking
+from postdesk.outbound.compose import make_message_id, prepare_template
+from postdesk.outbound.dkim import DkimSigner
+from postdesk.outbound.pool import Endpoint, Pool, SmtpError
+
+log = logging.getLogger(__name__)
+CHUNK = 500
+CONNECTIONS = 4
+POOL = Pool(max_idle=CONNECTIONS)
+
+
+def tracking_key() -> bytes:
+    return derive_key("tracking")
+
+
+def tracking_base() -> str:
+    return settings.CONFIG.public_url
+
+
+def relay_endpoint(account) -> Endpoint:
+    if account.host:
+        return Endpoint(host=account.host, port=account.port or 25, security=account.security, auth=account.auth,
+                        username=account.username, tls_verify=account.tls_verify, ca_file=account.ca_file or "")
+    host, _, port = settings.CONFIG.mass_relay.rpartition(":")
+    return Endpoint(host=host or "127.0.0.1", port=int(port or 25), security="none", auth="none", username="",
+                    tls_verify=True, ca_file="")
+
+
+class Prepared:
+    """The campaign's template, prepared once: MIME with placeholders, link targets, the DKIM signer."""
+
+    def __init__(self, campaign: Campaign):
+        account, template = campaign.account, campaign.template
+        base = tracking_base()
+        html = template.body_html or None
+        links: list[str] = []
+        if html and campaign.track_clicks:
+            html, links = tracking.rewrite_links(html, lambda i, target: f"{base}/t/c/{{{{ _link_{i} }}}}")
+        if html and campaign.track_opens:
+            html = tracking.insert_open_pixel(html, f"{base}/t/o/{{{{ _open }}}}")
+        self.links = links
+        self.message = prepare_template(
+            from_address=account.address, from_name=account.display_name, subject_template=template.subject,
+            text_template=template.body + "\n\n--\nUnsubscribe: {{ _unsubscribe }}\n", html_template=html,
+            headers={"Precedence": "bulk"},
+        )
+        self.signer = DkimSigner(account.dkim_private_key, account.domain, account.dkim_selector)
+        self.key = tracking_key()
+        self.base = base
+        self.account = account
+
+    def render(self, email_id: int, message_id: str, address: str, fields: dict) -> bytes:
+        values = dict(fields)
+        for i in range(len(self.links)):
+            values[f"_link_{i}"] = tracking.make_tracking_token(self.key, tracking.KIND_CLICK, email_id, i)
+        values["_open"] = tracking.make_tracking_token(self.key, tracking.KIND_OPEN, email_id)
+        unsubscribe = f"{self.base}/t/u/{tracking.make_tracking_token(self.key, tracking.KIND_UNSUBSCRIBE, email_id)}"
+        values["_unsubscribe"] = unsubscribe
+        if unsubscribe.startswith("https://"):
+            headers = {"X-Postdesk-Id": str(email_id), **tracking.list_unsubscribe_headers(unsubscribe, None)}
+        else:  # RFC 8058 one-click needs https; a plain-http installation (a demo) offers the link alone
+            headers = {"X-Postdesk-Id": str(email_id), "List-Unsubscribe": f"<{unsubscribe}>"}
+        raw = self.message.render(address, values, message_id, headers)
+        return self.signer.sign(raw)
+
+
+def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[CampaignRecipient, Email]]:
+    """Move up to `limit` pending recipients to 'sending' and give each its outbound Email row (one transaction)."""
+    moment = clock.now()
+    with transaction.atomic():
+        recipients = list(CampaignRecipient.objects.select_for_update(skip_locked=True)
+                          .filter(campaign=campaign, state=CampaignRecipient.State.PENDING).order_by("id")[:limit])
+        if not recipients:
+            return []
+        ids = [r.pk for r in recipients]
+        CampaignRecipient.objects.filter(pk__in=ids).update(state=CampaignRecipient.State.SENDING)
+        fresh = [r for r in recipients if r.email_id is None]
+        domain = campaign.account.domain
+        emails = [
+            Email(project_id=campaign.project_id, account_id=campaign.account_id, direction=Direction.OUT,
+                  kind=Kind.MASS, status=Status.SENDING, date=moment, created_at=moment,
+                  from_address=campaign.account.address, from_name=campaign.account.display_name, to=[r.address],
+                  subject=campaign.template.subject[:1000], sent_by_id=campaign.created_by_id,
+                  template_id=campaign.template_id, campaign_id=campaign.pk, record_id=r.record_id,
+                  message_id=make_message_id(domain), next_attempt_at=moment)
+            for r in fresh
+        ]
+        Email.objects.bulk_create(emails, batch_size=1000)
+        for r, e in zip(fresh, emails, strict=True):
+            r.email = e
+        CampaignRecipient.objects.bulk_update(fresh, ["email"], batch_size=1000)
+        existing = {e.pk: e for e in Email.objects.filter(pk__in=[r.email_id for r in recipients if r not in fresh])}
+        return [(r, r.email if r in fresh else existing[r.email_id]) for r in recipients]
+
+
+def _return_path(campaign: Campaign, email_id: int) -> str:
+    forwarding = campaign.project.inbound_accounts.filter(enabled=True).first()
+    return verp_address(forwarding.address if forwarding else campaign.account.address, email_id)
+
+
+def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: Endpoint) -> list[tuple]:
+    """Render, sign and send; returns (recipient, email, raw, outcome, reply) per message."""
+    forwarding = campaign.project.inbound_accounts.filter(enabled=True).first()
+    base_address = forwarding.address if forwarding else campaign.account.address
+
+    def work(part):
+        results = []
+        conn = None
+        try:
+            for recipient, email in part:
+                raw = prepared.render(email.pk, email.message_id, recipient.address, recipient.fields)
+                try:
+                    if conn is None:
+                        conn = POOL.get(endpoint, "")
+                    _, reply = conn.send(verp_address(base_address, email.pk), [recipient.address], raw,
+                                         on_data_start=lambda e=email: journal.record(e.pk, "data"))
+                    results.append((recipient, email, raw, "sent", reply))
+                except SmtpError as exc:
+                    if conn is not None:
+                        POOL.put(endpoint, "", conn, healthy=False)
+                        conn = None
+                    results.append((recipient, email, raw, "dropped" if exc.permanent else "failed", str(exc)))
+        finally:
+            if conn is not None:
+                POOL.put(endpoint, "", conn)
+        return results
+
+    parts = [claimed[i::CONNECTIONS] for i in range(CONNECTIONS)]
+    with ThreadPoolExecutor(max_workers=CONNECTIONS) as pool:
+        out = []
+        for result in pool.map(work, [p for p in parts if p]):
+            out += result
+    return out
+
+
+def record(campaign: Campaign, results: list[tuple]) -> None:
+    moment = clock.now()
+    sent = [r for r in results if r[3] == "sent"]
+    dropped = [r for r in results if r[3] == "dropped"]
+    failed = [r for r in results if r[3] == "failed"]  # temporary: back to pending, tried again later
+    with transaction.atomic():
+        raws = [RawMessage(data=raw, sha256=hashlib.sha256(raw).hexdigest(), created_at=moment)
+                for _, _, raw, _, _ in sent + dropped]
+        RawMessage.objects.bulk_create(raws, batch_size=500)
+        with connection.cursor() as cursor:
+            rows = []
+            for (_, email, raw, outcome, reply), blob in zip(sent + dropped, raws, strict=True):
+                rows.append((Status.SENT if outcome == "sent" else Status.DROPPED, reply[:500], blob.pk, len(raw),
+                             connection.ops.adapt_datetimefield_value(moment), email.pk))
+            cursor.executemany(
+                f"UPDATE {Email._meta.db_table} SET status = %s, smtp_response = %s, raw_id = %s, size = %s, "
+                "sent_at = %s, attempts = attempts + 1 WHERE id = %s", rows)
+        CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in sent]).update(state=CampaignRecipient.State.SENT)
+        CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in dropped]).update(
+            state=CampaignRecipient.State.FAILED)
+        CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in failed]).update(
+            state=CampaignRecipient.State.PENDING)
+        events = [DeliveryEvent(email=r[1], kind=EventKind.DELIVERED, at=moment, detail={"reply": r[4][:200]})
+                  for r in sent]
+        events += [DeliveryEvent(email=r[1], kind=EventKind.DROPPED, at=moment, detail={"reply": r[4][:200]})
+                   for r in dropped]
+        DeliveryEvent.objects.bulk_create(events, batch_size=1000)
+        from postdesk.emails.models import EVENT_BITS
+        from postdesk.reports.counters import bump_bulk
+
+        if sent:
+            Email.objects.filter(pk__in=[r[1].pk for r in sent]).update(
+                event_flags=F("event_flags").bitor(EVENT_BITS[EventKind.DELIVERED]))
+        if dropped:
+            Email.objects.filter(pk__in=[r[1].pk for r in dropped]).update(
+                event_flags=F("event_flags").bitor(EVENT_BITS[EventKind.DROPPED]))
+        bump_bulk(campaign.project_id, campaign.created_by_id, moment.date(), "mass",
+                  {"sent": len(sent) + len(dropped), "delivered": len(sent), "dropped": len(dropped)})
+        Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + len(sent), failed=F("failed") + len(dropped))
+
+
+def recover_interrupted(campaign: Campaign) -> None:
+    """Recipients left in 'sending' by a crash: those whose message transmission started count as sent; the others
+    go back to pending."""
+    started = journal.started_ids()
+    stuck = list(CampaignRecipient.objects.filter(campaign=campaign, state=CampaignRecipient.State.SENDING)
+                 .values_list("id", "email_id"))
+    if not stuck:
+        return
+    went = [rid for rid, eid in stuck if eid in started]
+    back = [rid for rid, eid in stuck if eid not in started]
+    with transaction.atomic():
+        CampaignRecipient.objects.filter(pk__in=went).update(state=CampaignRecipient.State.SENT)
+        Email.objects.filter(pk__in=[eid for rid, eid in stuck if eid in started]).update(
+            status=Status.SENT, smtp_response="unconfirmed: sending stopped after transmission; not sent again")
+        CampaignRecipient.objects.filter(pk__in=back).update(state=CampaignRecipient.State.PENDING)
+        Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + len(went))
+
+
+def run(campaign_id: int, *, chunk: int = CHUNK) -> dict:
+    campaign = Campaign.objects.select_related("account", "template", "project").get(pk=campaign_id)
+    if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED, Campaign.Status.PAUSED):
+        return {"status": campaign.status}
+    recover_interrupted(campaign)
+    if campaign.account.verified_at is None:
+        Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.PAUSED,
+                                                       error="the sending domain is not verified")
+        return {"status": "paused"}
+    prepared = Prepared(campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.SENDING, links=prepared.links,
+                                                   started_at=campaign.started_at or clock.now())
+    endpoint = relay_endpoint(campaign.account)
+    rate = campaign.account.max_per_second
+    while True:
+        status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+        if status != Campaign.Status.SENDING:
+            return {"status": status}
+        started = time.monotonic()
+        claimed = claim(campaign, prepared, chunk if not rate else max(1, min(chunk, rate)))
+        if not claimed:
+            break
+        record(campaign, send_chunk(campaign, prepared, claimed, endpoint))
+        if rate:
+            spare = len(claimed) / rate - (time.monotonic() - started)
+            if spare > 0:
+                time.sleep(spare)
+    left = CampaignRecipient.objects.filter(campaign=campaign, state=CampaignRecipient.State.PENDING).exists()
+    if not left:
+        Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).update(
+            status=Campaign.Status.DONE, finished_at=clock.now())
+    return {"status": "done" if not left else "sending"}
+
