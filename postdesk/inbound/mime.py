@@ -141,6 +141,7 @@ _MAX_FILENAME_BYTES = 240
 _CONTROL_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # In bodies: keep tab and newline, drop the other controls (NUL cannot be stored by PostgreSQL).
 _BODY_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_BODY_CONTROL_CHARS = tuple(chr(c) for c in [*range(9), 11, 12, *range(14, 32), 127])
 _NEWLINES = re.compile(r"\r\n?")
 _SURROGATE = re.compile("[\udc80-\udcff]")
 
@@ -610,19 +611,25 @@ def _mailbox(tokens: list[tuple[str, str]], hint: str | None) -> Address | None:
 
 
 _SIMPLE_ADDRESSES = re.compile(r'["()\\:;]|=\?|[\x00-\x1f\x7f]')
-_SIMPLE_MAILBOX = re.compile(r"\s*(?:([^<>@,]*?)\s*<([^<>\s,]+@[^<>\s,]+)>|([^<>\s,]+@[^<>\s,]+))\s*")
+_ADDR_SPEC = re.compile(r"[^<>\s,@]+@[^<>\s,@]+")
 
 
 def _simple_addresses(value: str, limits: Limits) -> list[Address] | None:
-    """The common case (no quotes, comments, groups or encoded words): one regex per mailbox, or None."""
+    """The common case (no quotes, comments, groups or encoded words), without the tokenizer; or None."""
     result = []
     for piece in value.split(",", limits.max_addresses)[: limits.max_addresses]:
-        if not piece.strip():
+        piece = piece.strip()
+        if not piece:
             continue
-        m = _SIMPLE_MAILBOX.fullmatch(piece)
-        if m is None:
+        if piece.endswith(">"):
+            lt = piece.rfind("<")
+            name, addr = piece[:lt].strip(), piece[lt + 1 : -1].strip()
+            if lt < 0 or "<" in name or ">" in name or "@" in name or not _ADDR_SPEC.fullmatch(addr):
+                return None
+        elif _ADDR_SPEC.fullmatch(piece):
+            name, addr = "", piece
+        else:
             return None
-        name, addr = (m.group(1), m.group(2)) if m.group(2) is not None else ("", m.group(3))
         result.append(
             Address(name=" ".join(name.split()).strip("' ")[:256], address=_normalise_address(addr))
         )
@@ -1216,7 +1223,6 @@ def _decode_transfer(body, cte: str) -> tuple[bytes, str | None]:
 # Bodies and attachments
 
 _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9._:-]{1,40})""", re.I)
-_FLOWED_QUOTE = re.compile(r"^(>+) ?")
 
 
 def _unflow(text: str, delsp: bool) -> str:
@@ -1245,7 +1251,7 @@ def _unflow(text: str, delsp: bool) -> str:
 def _normalise_text(text: str) -> str:
     if "\r" in text:
         text = _NEWLINES.sub("\n", text)
-    if _BODY_CONTROLS.search(text):
+    if any(ch in text for ch in _BODY_CONTROL_CHARS):
         text = _BODY_CONTROLS.sub("", text)
     return text
 
@@ -1537,7 +1543,7 @@ def _build(raw: bytes, limits: Limits, result: ParsedMessage) -> None:
         _disposition, dparams = part.disposition
         original = dparams.text("filename", collector.hint) or part.params.text("name", collector.hint) or ""
         content_id = _content_id(part)
-        content_type = part.ctype
+        content_type = part.ctype if _TOKEN_TYPE.fullmatch(part.ctype) else "application/octet-stream"
         result.attachments.append(
             ParsedAttachment(
                 filename=safe_filename(original, content_type),
@@ -1550,6 +1556,9 @@ def _build(raw: bytes, limits: Limits, result: ParsedMessage) -> None:
             )
         )
     result.defects.extend(splitter.defects)
+
+
+_TOKEN_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
 
 
 def _best_effort_headers(raw: bytes, limits: Limits, result: ParsedMessage) -> None:
@@ -1571,7 +1580,7 @@ def parse_message(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> ParsedMessage:
             raw = raw.encode("utf-8", "surrogateescape")
         elif not isinstance(raw, bytes):
             raw = bytes(raw)
-        if not raw.strip():
+        if len(raw) < 4096 and not raw.strip():
             result.parse_error = "empty message"
             return result
         _build(raw, limits, result)

@@ -141,7 +141,7 @@ _CLEANER = nh3.Cleaner(
 _OUT_TAG = re.compile(r'<([a-z][a-z0-9]*)((?:\s+[a-z][a-z0-9_:-]*(?:="[^"]*")?)+)\s*/?>')
 _OUT_ATTR = re.compile(r'\s+([a-z][a-z0-9_:-]*)(?:="([^"]*)")?')
 _DATA_IMAGE = re.compile(r"data:image/(?:png|gif|jpe?g|webp|bmp|x-icon|vnd\.microsoft\.icon)[;,]", re.I)
-_CSS_FUNCTION = re.compile(r"([a-zA-Z-]*)\s*\(")
+_CSS_FUNCTION = re.compile(r"(?<![a-zA-Z-])([a-zA-Z-]*)\s*\(")
 _CSS_SAFE_FUNCTIONS = frozenset(
     {"rgb", "rgba", "hsl", "hsla", "calc", "min", "max", "clamp", "linear-gradient", "radial-gradient",
      "repeating-linear-gradient", "repeating-radial-gradient"}
@@ -154,6 +154,12 @@ _MARKERS = (' src="', ' background="', "(", "\\", ' href="data:')
 def _is_remote(url: str) -> bool:
     low = url.lstrip().lower()
     return low.startswith(("http://", "https://"))
+
+
+def _is_local(url: str) -> bool:
+    """A URL that loads nothing from the network: an inline part (cid:) or an inline image (data:image/...)."""
+    low = url.strip().lower()
+    return low.startswith("cid:") or bool(_DATA_IMAGE.match(low))
 
 
 def _attr(value: str) -> str:
@@ -188,7 +194,7 @@ def _clean_style(style: str) -> tuple[str, str | None, bool]:
             or "vbscript:" in low
         ):
             continue
-        functions = {m.group(1).lower() for m in _CSS_FUNCTION.finditer(decl)}
+        functions = {m.group(1).lower() for m in _CSS_FUNCTION.finditer(decl)} if "(" in decl else set()
         if not functions:
             local.append(decl)
             remote.append(decl)
@@ -202,10 +208,10 @@ def _clean_style(style: str) -> tuple[str, str | None, bool]:
         urls = [next(g for g in m.groups() if g is not None) for m in _CSS_URL.finditer(decl)]
         if not urls or len(urls) != low.count("url("):
             continue
-        if all(u.strip().lower().startswith("cid:") for u in urls):
+        if all(_is_local(u) for u in urls):
             local.append(decl)
             remote.append(decl)
-        elif all(_is_remote(u) or u.strip().lower().startswith("cid:") for u in urls):
+        elif all(_is_remote(u) or _is_local(u) for u in urls):
             had_remote = True
             remote.append(decl)
     live = ";".join(local)
@@ -262,7 +268,7 @@ def _fix_tag(match: re.Match, state: list[bool]) -> str:
 
 
 # Attributes that the post-processing rewrites; it looks only at the tags that hold one.
-_INTERESTING = re.compile(r' (?:src|background)="| href="data:| style="[^"]*[(\\]', re.I)
+_INTERESTING = re.compile(r' (?:(?:src|background)="|href="data:|style="[^"]*[(\\])')
 
 
 def _postprocess(out: str) -> tuple[str, bool]:
@@ -392,7 +398,7 @@ def _bound_html(html: str) -> str:
         if name not in ALLOWED_TAGS:
             continue
         closes = _IMPLIED_CLOSE.get(name)
-        if closes and stack and stack[-1][0] in closes:
+        while closes and stack and stack[-1][0] in closes:
             tag, emitted = stack.pop()
             if emitted:
                 out.append(f"</{tag}>")
@@ -543,32 +549,63 @@ def resolve_cids(safe_html: str, url_for_cid: Callable[[str], str | None]) -> st
 # ---------------------------------------------------------------------------------------------------------------
 # HTML to text
 
-_BLOCK_BREAK = re.compile(
-    r"<br\b[^>]*>|</?(?:p|div|tr|li|ul|ol|dl|dt|dd|h[1-6]|table|blockquote|pre|section|article|header|footer|"
-    r"hr|address|center|figure|figcaption|details|summary|main|nav|aside)\b[^>]*>",
-    re.I,
-)
-_CELL_BREAK = re.compile(r"</t[dh]\s*>", re.I)
-_LIST_ITEM = re.compile(r"<li\b[^>]*>", re.I)
+_BLOCK_TAGS = frozenset(
+    {"p", "div", "tr", "ul", "ol", "dl", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "h6", "table", "blockquote",
+     "pre", "section", "article", "header", "footer", "hr", "address", "center", "figure", "figcaption",
+     "details", "summary", "main", "nav", "aside", "caption", "tbody", "thead", "tfoot"}
+)  # fmt: skip
 _DROP_BLOCKS = re.compile(
-    r"<(script|style|title|head|template|svg|math|noscript|xmp|textarea)\b[^>]*>.*?(?:</\1\s*>|\Z)",
+    r"<(script|style|title|head|template|svg|math|noscript|xmp|textarea)\b[^<>]*>.*?(?:</\1\s*>|\Z)",
     re.I | re.S,
 )
-_ANY_TAG = re.compile(r"""<(?:!--.*?(?:-->|\Z)|[a-zA-Z/!?](?:[^>"']|"[^"]*"|'[^']*')*>?)""", re.S)
-_SPACES = re.compile(r"[ \t\f\v\r\u00a0]+")
+_DROPPED_NAMES = (
+    "<script",
+    "<style",
+    "<title",
+    "<head",
+    "<template",
+    "<svg",
+    "<math",
+    "<noscript",
+    "<xmp",
+    "<textarea",
+)
+# Any tag (name captured), comment, doctype or processing instruction.
+_TAG_SPLIT = re.compile(
+    r"""<(?:(/?)([a-zA-Z][a-zA-Z0-9]*)[^>"']*(?:(?:"[^"]*"|'[^']*')[^>"']*)*>?|!--.*?(?:-->|\Z)|[!?/][^>]*>?)""",
+    re.S,
+)
 _BLANK_LINES = re.compile(r"\n\s*\n(?:\s*\n)+")
 
 
 def _fast_text(html: str) -> str:
     """A linear, layout-light HTML to text conversion (large or broken documents)."""
-    text = _DROP_BLOCKS.sub(" ", html)
-    text = _LIST_ITEM.sub("\n\u2022 ", text)
-    text = _BLOCK_BREAK.sub("\n", text)
-    text = _CELL_BREAK.sub("  ", text)
-    text = _ANY_TAG.sub("", text)
-    text = _html.unescape(text)
-    text = _SPACES.sub(" ", text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
+    low = html.lower()
+    if any(name in low for name in _DROPPED_NAMES):
+        html = _DROP_BLOCKS.sub(" ", html)
+    pre = "<pre" in low
+    if not pre:  # line breaks in HTML source are spaces (except in <pre>)
+        html = " ".join(html.split())
+    parts = _TAG_SPLIT.split(html)
+    out = [parts[0]]
+    for i in range(1, len(parts) - 1, 3):
+        closing, name = parts[i], parts[i + 1]
+        if name:
+            name = name.lower()
+            if name == "br":
+                out.append("\n")
+            elif name == "li" and not closing:
+                out.append("\n\u2022 ")
+            elif name in _BLOCK_TAGS:
+                out.append("\n")
+            elif name in ("td", "th") and closing:
+                out.append("  ")
+        out.append(parts[i + 2])
+    text = _html.unescape("".join(out))
+    if pre:
+        text = "\n".join(line.replace("\u00a0", " ").strip() for line in text.split("\n"))
+    else:
+        text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
     return _BLANK_LINES.sub("\n\n", text).strip()
 
 
