@@ -17,6 +17,7 @@ from django.db.models import F
 from postdesk.campaigns.models import Campaign, CampaignRecipient
 from postdesk.core import clock
 from postdesk.core.crypto import derive_key
+from postdesk.core.sqlbulk import db_datetime, db_json, insert
 from postdesk.emails.models import DeliveryEvent, Direction, Email, EventKind, Kind, RawMessage, Status
 from postdesk.emails.services import verp_address
 from postdesk.outbound import journal, tracking
@@ -28,6 +29,11 @@ log = logging.getLogger(__name__)
 CHUNK = 500
 CONNECTIONS = 4
 POOL = Pool(max_idle=CONNECTIONS)
+# Email columns a raw INSERT must fill (the ORM's defaults): blank text, zero counters, no flags.
+EMAIL_DEFAULT_COLUMNS = ["mail_from", "reply_to", "first_line", "size", "has_attachments", "language", "in_reply_to",
+                         "references", "parse_error", "has_remote_images", "show_images", "is_spam", "return_path",
+                         "attempts", "smtp_response", "event_flags"]
+EMAIL_DEFAULTS = ("", "", "", 0, False, "", "", "", "", False, False, False, "", 0, "", 0)
 
 
 def tracking_key() -> bytes:
@@ -97,32 +103,44 @@ def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[Camp
         CampaignRecipient.objects.filter(pk__in=ids).update(state=CampaignRecipient.State.SENDING)
         fresh = [r for r in recipients if r.email_id is None]
         domain = campaign.account.domain
-        emails = [
-            Email(project_id=campaign.project_id, account_id=campaign.account_id, direction=Direction.OUT,
-                  kind=Kind.MASS, status=Status.SENDING, date=moment, created_at=moment,
-                  from_address=campaign.account.address, from_name=campaign.account.display_name, to=[r.address],
-                  subject=campaign.template.subject[:1000], sent_by_id=campaign.created_by_id,
-                  template_id=campaign.template_id, campaign_id=campaign.pk, record_id=r.record_id,
-                  message_id=make_message_id(domain), next_attempt_at=moment)
+        account = campaign.account
+        when = db_datetime(moment)
+        subject = campaign.template.subject[:1000]
+        columns = ["project_id", "account_id", "direction", "kind", "status", "date", "created_at", "from_address",
+                   "from_name", "to", "cc", "bcc", "subject", "sent_by_id", "template_id", "campaign_id", "record_id",
+                   "message_id", "next_attempt_at"] + EMAIL_DEFAULT_COLUMNS
+        rows = [
+            (campaign.project_id, account.pk, Direction.OUT, Kind.MASS, Status.SENDING, when, when, account.address,
+             account.display_name, db_json([r.address]), "[]", "[]", subject, campaign.created_by_id,
+             campaign.template_id, campaign.pk, r.record_id, make_message_id(domain), when) + EMAIL_DEFAULTS
             for r in fresh
         ]
-        Email.objects.bulk_create(emails, batch_size=1000)
+        new_ids = insert(Email, columns, rows)
+        emails = [Email(pk=pk, project_id=campaign.project_id, message_id=row[17], to=[r.address])
+                  for pk, row, r in zip(new_ids, rows, fresh, strict=True)]
         for r, e in zip(fresh, emails, strict=True):
             r.email = e
-        CampaignRecipient.objects.bulk_update(fresh, ["email"], batch_size=1000)
-        existing = {e.pk: e for e in Email.objects.filter(pk__in=[r.email_id for r in recipients if r not in fresh])}
-        return [(r, r.email if r in fresh else existing[r.email_id]) for r in recipients]
+        with connection.cursor() as cursor:
+            cursor.executemany(f"UPDATE {CampaignRecipient._meta.db_table} SET email_id = %s WHERE id = %s",
+                               [(e.pk, r.pk) for r, e in zip(fresh, emails, strict=True)])
+        fresh_ids = {r.pk for r in fresh}
+        existing = {e.pk: e for e in Email.objects.filter(
+            pk__in=[r.email_id for r in recipients if r.pk not in fresh_ids])}
+        return [(r, r.email if r.pk in fresh_ids else existing[r.email_id]) for r in recipients]
 
 
-def _return_path(campaign: Campaign, email_id: int) -> str:
-    forwarding = campaign.project.inbound_accounts.filter(enabled=True).first()
-    return verp_address(forwarding.address if forwarding else campaign.account.address, email_id)
+def base_address(campaign: Campaign) -> str:
+    """Bounces go to a VERP subaddress of the project's forwarding address (it reaches postdesk), else the account."""
+    cached = getattr(campaign, "_base_address", None)
+    if cached is None:
+        forwarding = campaign.project.inbound_accounts.filter(enabled=True).first()
+        cached = campaign._base_address = forwarding.address if forwarding else campaign.account.address
+    return cached
 
 
 def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: Endpoint) -> list[tuple]:
     """Render, sign and send; returns (recipient, email, raw, outcome, reply) per message."""
-    forwarding = campaign.project.inbound_accounts.filter(enabled=True).first()
-    base_address = forwarding.address if forwarding else campaign.account.address
+    base = base_address(campaign)
 
     def work(part):
         results = []
@@ -133,7 +151,7 @@ def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: 
                 try:
                     if conn is None:
                         conn = POOL.get(endpoint, "")
-                    _, reply = conn.send(verp_address(base_address, email.pk), [recipient.address], raw,
+                    _, reply = conn.send(verp_address(base, email.pk), [recipient.address], raw,
                                          on_data_start=lambda e=email: journal.record(e.pk, "data"))
                     results.append((recipient, email, raw, "sent", reply))
                 except SmtpError as exc:
@@ -160,27 +178,25 @@ def record(campaign: Campaign, results: list[tuple]) -> None:
     dropped = [r for r in results if r[3] == "dropped"]
     failed = [r for r in results if r[3] == "failed"]  # temporary: back to pending, tried again later
     with transaction.atomic():
-        raws = [RawMessage(data=raw, sha256=hashlib.sha256(raw).hexdigest(), created_at=moment)
-                for _, _, raw, _, _ in sent + dropped]
-        RawMessage.objects.bulk_create(raws, batch_size=500)
+        when = db_datetime(moment)
+        done = sent + dropped
+        raw_ids = insert(RawMessage, ["data", "sha256", "created_at"],
+                         [(raw, hashlib.sha256(raw).hexdigest(), when) for _, _, raw, _, _ in done])
         with connection.cursor() as cursor:
-            rows = []
-            for (_, email, raw, outcome, reply), blob in zip(sent + dropped, raws, strict=True):
-                rows.append((Status.SENT if outcome == "sent" else Status.DROPPED, reply[:500], blob.pk, len(raw),
-                             connection.ops.adapt_datetimefield_value(moment), email.pk))
             cursor.executemany(
                 f"UPDATE {Email._meta.db_table} SET status = %s, smtp_response = %s, raw_id = %s, size = %s, "
-                "sent_at = %s, attempts = attempts + 1 WHERE id = %s", rows)
+                "sent_at = %s, attempts = attempts + 1, return_path = %s WHERE id = %s",
+                [(Status.SENT if outcome == "sent" else Status.DROPPED, reply[:500], raw_id, len(raw), when,
+                  verp_address(base_address(campaign), email.pk), email.pk)
+                 for (_, email, raw, outcome, reply), raw_id in zip(done, raw_ids, strict=True)])
         CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in sent]).update(state=CampaignRecipient.State.SENT)
         CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in dropped]).update(
             state=CampaignRecipient.State.FAILED)
         CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in failed]).update(
             state=CampaignRecipient.State.PENDING)
-        events = [DeliveryEvent(email=r[1], kind=EventKind.DELIVERED, at=moment, detail={"reply": r[4][:200]})
-                  for r in sent]
-        events += [DeliveryEvent(email=r[1], kind=EventKind.DROPPED, at=moment, detail={"reply": r[4][:200]})
-                   for r in dropped]
-        DeliveryEvent.objects.bulk_create(events, batch_size=1000)
+        insert(DeliveryEvent, ["email_id", "kind", "at", "detail"],
+               [(r[1].pk, EventKind.DELIVERED if r[3] == "sent" else EventKind.DROPPED, when,
+                 db_json({"reply": r[4][:200]})) for r in done], returning=False)
         from postdesk.emails.models import EVENT_BITS
         from postdesk.reports.counters import bump_bulk
 

@@ -62,10 +62,18 @@ def create_campaign(*, project, account, template, recipients: list[dict], track
         campaign.skipped = skipped
         audit("campaign.create", actor=by, project=project, obj=campaign,
               after={"account": account.name, "template": template.name, "recipients": len(rows)})
-        from postdesk.campaigns.tasks import run_campaign
-
-        jobs.on_commit(run_campaign, campaign.pk)
+        start_senders(campaign)
     return campaign
+
+
+def start_senders(campaign: Campaign) -> None:
+    """Queue the campaign's sending jobs: one per core, each claiming its own chunks of recipients."""
+    import os
+
+    from postdesk.campaigns.tasks import run_campaign
+
+    for _ in range(max(1, min(4, os.cpu_count() or 1))):
+        jobs.on_commit(run_campaign, campaign.pk)
 
 
 def suppressed_hashes(project, addresses: list[str]) -> set[str]:
@@ -96,9 +104,7 @@ def resume(campaign: Campaign, by=None) -> Campaign:
         Campaign.objects.filter(pk=campaign.pk).update(status=Campaign.Status.QUEUED)
         campaign.status = Campaign.Status.QUEUED
         audit("campaign.resume", actor=by, project=campaign.project, obj=campaign)
-        from postdesk.campaigns.tasks import run_campaign
-
-        jobs.on_commit(run_campaign, campaign.pk)
+        start_senders(campaign)
     return campaign
 
 
