@@ -18,7 +18,11 @@ _TOKEN_RE = re.compile(r"\w+", re.UNICODE)
 
 
 def document(subject: str, text: str, sender: str) -> tuple[str, str, str]:
-    return (subject or "")[:1000], (text or "")[:MAX_INDEXED_CHARS], (sender or "")[:600]
+    """What is indexed (capped; no NUL characters, which PostgreSQL refuses)."""
+    return tuple(
+        (value or "")[:cap].replace("\x00", "")
+        for value, cap in ((subject, 1000), (text, MAX_INDEXED_CHARS), (sender, 600))
+    )
 
 
 def index(rows: Iterable[tuple[int, int, str, str, str]]) -> None:

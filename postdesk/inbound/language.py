@@ -261,7 +261,9 @@ def strip_quoted(text: str) -> str:
                     if quoted_after:  # inline or bottom-posted reply: answers between the quotes stay
                         continue
                     break  # unquoted history (Outlook, HTML turned into text): everything below is old
-        if len(stripped) <= 80 and _DEVICE_RE.search(stripped) and _SENT_WORD_RE.search(stripped):
+        # short lines only (the device lines are), and the cheaper pattern first: these two searches were most of
+        # the cost of stripping an ordinary message
+        if len(stripped) <= 60 and _SENT_WORD_RE.search(stripped) and _DEVICE_RE.search(stripped):
             continue  # "Sent from my iPhone", "Von meinem iPhone gesendet", "Get Outlook for Android"...
         kept.append((i, line))
     result = "\n".join(line for _, line in kept).strip()

@@ -173,6 +173,18 @@ class _relaxed_sync:
                 cursor.execute(f"PRAGMA synchronous={settings.CONFIG.sqlite_synchronous}")
 
 
+def without_nul(value):
+    """Text for the database: PostgreSQL stores no NUL characters in text or JSON (mail bodies and bounce
+    diagnostics sometimes carry them). The raw message keeps every byte."""
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {k: without_nul(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_nul(v) for v in value]
+    return value
+
+
 def _status_of(a: Analysis) -> tuple[str, str]:
     if a.parsed.parse_error:
         return Status.UNPARSEABLE, Kind.INBOUND
@@ -199,7 +211,7 @@ def _new_email(row: IncomingMessage, raw: bytes, a: Analysis, project, status: s
         cc=[x.address for x in p.cc][:100],
         reply_to=(p.reply_to[0].address if p.reply_to else "")[:998],
         subject=(p.subject or "")[:1000],
-        first_line=first_line(p.text or "", 200),
+        first_line=first_line(without_nul(p.text or ""), 200),
         size=len(raw),
         has_attachments=any(not att.inline for att in p.attachments),
         language=(a.language or "") if status == Status.NEW else "",
@@ -207,7 +219,7 @@ def _new_email(row: IncomingMessage, raw: bytes, a: Analysis, project, status: s
         in_reply_to=(p.in_reply_to or "")[:998],
         references=(p.references or "")[:20000],
         raw_id=row.raw_id,
-        report=a.report.as_dict() if a.report is not None else None,
+        report=without_nul(a.report.as_dict()) if a.report is not None else None,
         parse_error=p.parse_error or "",
         has_remote_images=p.has_remote_images,
     )
@@ -321,7 +333,8 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
         batch_emails = [plan[2] for plan in plans]
         Email.objects.bulk_create(batch_emails)
         EmailContent.objects.bulk_create(
-            EmailContent(email=plan[2], text=plan[1].parsed.text or "", html=plan[1].parsed.html or "")
+            EmailContent(email=plan[2], text=without_nul(plan[1].parsed.text or ""),
+                         html=without_nul(plan[1].parsed.html or ""))
             for plan in plans
         )
         attachments = [
