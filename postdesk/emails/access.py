@@ -35,3 +35,18 @@ def get_email_for(user, email_id: int, queryset=None) -> Email:
     if email is None:
         raise NotFound(f"no email {email_id}", field="id")
     return email
+
+
+def thread_visible_to(user, email: Email, queryset=None):
+    """The messages shown with an email the user may see (get_email_for first): every email of its thread that the
+    user may see, and our own outbound emails of that thread that are not on a ticket (automatic responses)."""
+    from postdesk.emails.models import Direction
+
+    queryset = Email.objects.all() if queryset is None else queryset
+    if email.thread_id is None:
+        return queryset.filter(pk=email.pk)
+    queryset = queryset.filter(thread_id=email.thread_id, project_id=email.project_id)
+    q = email_filter_for(user)
+    if q is None:
+        return queryset
+    return queryset.filter(q | Q(ticket__isnull=True, direction=Direction.OUT))

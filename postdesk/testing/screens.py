@@ -72,7 +72,14 @@ def morning_mail(project) -> list:
     magyar = project.queues.get(name="Magyar")
     rows = [
         ("Refund for a duplicate charge", "Alan Turing", "alan@example.org", english, "en", 35),
-        ("Rechnung doppelt erhalten", "Lena Müller", "lena.mueller@example.de", project.default_queue, "de", 48),
+        (
+            "Rechnung doppelt erhalten",
+            "Lena Müller",
+            "lena.mueller@example.de",
+            project.default_queue,
+            "de",
+            48,
+        ),
         ("Can't log in to my account", "Ada Lovelace", "ada@example.com", english, "en", 61),
         ("Számla másolat kérése", "Kovács Anna", "anna.kovacs@example.hu", magyar, "hu", 70),
         ("Warranty for a broken lid", "Edsger Dijkstra", "edsger@example.nl", english, "en", 84),

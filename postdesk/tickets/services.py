@@ -406,3 +406,21 @@ def quote(email) -> str:
     lines = text.strip().splitlines()[:200]
     quoted = "\n".join(f"> {line}" if line else ">" for line in lines)
     return f"On {email.date:%Y-%m-%d %H:%M} UTC, {who} wrote:\n{quoted}"
+
+
+def allow_images(email, by=None) -> None:
+    """The per-email 'show images' choice: remote images of this email load from now on (for everyone who sees it)."""
+    from postdesk.emails.models import Email
+
+    if email.show_images:
+        return
+    Email.objects.filter(pk=email.pk).update(show_images=True)
+    email.show_images = True
+    audit("email.show_images", actor=by, project=email.project, obj=email)
+
+
+def mark_read(ticket: Ticket, user) -> None:
+    """The owner looked at the ticket: it is no longer shown as unread (bold) in their list."""
+    if ticket.unread and ticket.owner_id == user.pk:
+        Ticket.objects.filter(pk=ticket.pk, unread=True).update(unread=False)
+        ticket.unread = False

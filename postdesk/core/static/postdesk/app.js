@@ -3,12 +3,12 @@
 (function () {
   "use strict";
   function rows() { return Array.from(document.querySelectorAll("table.list.keyboard tbody tr[data-href]")); }
-  function select(index) {
+  function select(index, quiet) {
     const all = rows();
     if (!all.length) return;
     index = Math.max(0, Math.min(index, all.length - 1));
     all.forEach((r, i) => r.classList.toggle("selected", i === index));
-    all[index].scrollIntoView({ block: "nearest" });
+    if (!quiet) all[index].scrollIntoView({ block: "nearest" });
   }
   function current() { return rows().findIndex((r) => r.classList.contains("selected")); }
   function focusReply() {
@@ -58,9 +58,9 @@
     if (!all.length) return;
     if (kept) {
       const same = all.findIndex((r) => r.dataset.id && r.dataset.id === kept.id);
-      select(same >= 0 ? same : kept.index);
+      select(same >= 0 ? same : kept.index, true);
     } else if (current() < 0) {
-      select(0);
+      select(0, true);
     }
     kept = null;
   });
