@@ -183,14 +183,16 @@ def _shown(key: str, value):
 
 
 def default_sender_for(project):
-    """The project's default sender account: the enabled default among its sender accounts, else the first."""
-    accounts = [
-        link.account for link in project.sender_links.select_related("account") if link.account.enabled
-    ]
-    for account in accounts:
-        if account.is_default:
-            return account
-    return accounts[0] if accounts else None
+    """The project's default sender account: the one the project marked as its default, else the enabled account
+    whose own Default setting is on, else the first of its sender accounts."""
+    links = [link for link in project.sender_links.select_related("account") if link.account.enabled]
+    for link in links:
+        if link.is_default:
+            return link.account
+    for link in links:
+        if link.account.is_default:
+            return link.account
+    return links[0].account if links else None
 
 
 def find_forwarding_account(address: str) -> EmailAccount | None:

@@ -62,6 +62,7 @@ class SenderAccount(models.Model):
     account = models.ForeignKey(
         "mailboxes.EmailAccount", on_delete=models.CASCADE, related_name="project_links"
     )
+    is_default = models.BooleanField(default=False)  # this project's default sender (else the account's Default)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "account"], name="sender_account_unique")]

@@ -332,8 +332,8 @@ def create_ticket_type(project: Project, label: str, export_value: str, by=None)
 
 
 def set_sender_accounts(project: Project, accounts: list, by=None, *, default=None) -> list[str]:
-    """The SMTP accounts shown to the project's agents, exactly these. `default`, one of them, becomes the default
-    sender account (the account's own Default setting, shared by every project that offers it)."""
+    """The SMTP accounts shown to the project's agents, exactly these. `default`, one of them, becomes this
+    project's default sender account (without one, the accounts' own Default setting decides)."""
     from postdesk.mailboxes.models import Protocol
 
     for i, account in enumerate(accounts):
@@ -342,35 +342,33 @@ def set_sender_accounts(project: Project, accounts: list, by=None, *, default=No
                 f"{account.name!r} is a {account.protocol} account; sender accounts are SMTP accounts",
                 field=f"sender_accounts.{i}",
             )
+    if default is not None and default.pk not in {a.pk for a in accounts}:
+        raise Invalid(
+            f"the default sender account {default.name!r} must be one of the selected sender accounts",
+            field="default_sender_account",
+        )
     out = []
-    if default is not None:
-        if default.pk not in {a.pk for a in accounts}:
-            raise Invalid(
-                f"the default sender account {default.name!r} must be one of the selected sender accounts",
-                field="default_sender_account",
-            )
-        from postdesk.mailboxes.services import set_default_account
-
-        out += set_default_account(default, by=by)
     wanted = {a.pk for a in accounts}
     current = set(project.sender_links.values_list("account_id", flat=True))
-    if wanted == current:
-        return out
-    before_names = sorted(project.sender_links.values_list("account__name", flat=True))
-    SenderAccount.objects.filter(project=project).exclude(account_id__in=wanted).delete()
-    for account in accounts:
-        if account.pk not in current:
-            SenderAccount.objects.create(project=project, account=account)
-    names = sorted(a.name for a in accounts)
-    audit(
-        "project.sender_accounts",
-        actor=by,
-        project=project,
-        obj=project,
-        before={"accounts": before_names},
-        after={"accounts": names},
-    )
-    return [*out, f"~ project {project.key}: sender accounts {names}"]
+    if wanted != current:
+        before_names = sorted(project.sender_links.values_list("account__name", flat=True))
+        SenderAccount.objects.filter(project=project).exclude(account_id__in=wanted).delete()
+        for account in accounts:
+            if account.pk not in current:
+                SenderAccount.objects.create(project=project, account=account)
+        names = sorted(a.name for a in accounts)
+        audit("project.sender_accounts", actor=by, project=project, obj=project, before={"accounts": before_names},
+              after={"accounts": names})
+        out.append(f"~ project {project.key}: sender accounts {names}")
+    if default is not None:
+        was = project.sender_links.filter(is_default=True).values_list("account__name", flat=True).first()
+        if was != default.name:
+            SenderAccount.objects.filter(project=project).update(is_default=False)
+            SenderAccount.objects.filter(project=project, account=default).update(is_default=True)
+            audit("project.default_sender", actor=by, project=project, obj=project, before={"default": was},
+                  after={"default": default.name})
+            out.append(f"~ project {project.key}: default sender account {default.name}")
+    return out
 
 
 def set_template_visibility(project: Project, visible: set[str], by=None) -> list[str]:

@@ -103,12 +103,12 @@ def project_settings(request, key: str):
                     services.rename_project(project, form.cleaned_data["name"], by=request.user)
                     services.update_settings(project, values, by=request.user)
                     accounts = accounts_named(form.selected("sender_accounts"), "sender_accounts")
-                    # the radio shows the current default; only choosing another one changes it (so an account
-                    # that is the default can still be taken off this project's list)
+                    # the project's own default sender (the radio); none chosen: the accounts' Default decides
                     default_name = form.cleaned_data.get("default_sender_account")
                     default = account_named(default_name, "default_sender_account") if default_name else None
-                    if default is not None and default.is_default:
-                        default = None
+                    current = project.sender_links.filter(is_default=True).values_list("account_id", flat=True)
+                    if default is not None and default.pk not in {a.pk for a in accounts} and default.pk in current:
+                        default = None  # the current default was taken off this project's list with its checkbox
                     services.set_sender_accounts(project, accounts, by=request.user, default=default)
                     services.set_template_visibility(
                         project, set(form.selected("visible_templates")), by=request.user
