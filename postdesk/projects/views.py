@@ -106,8 +106,11 @@ def project_settings(request, key: str):
                     # the project's own default sender (the radio); none chosen: the accounts' Default decides
                     default_name = form.cleaned_data.get("default_sender_account")
                     default = account_named(default_name, "default_sender_account") if default_name else None
-                    current = project.sender_links.filter(is_default=True).values_list("account_id", flat=True)
-                    if default is not None and default.pk not in {a.pk for a in accounts} and default.pk in current:
+                    from postdesk.mailboxes.services import default_sender_for
+
+                    effective = default_sender_for(project)
+                    if (default is not None and default.pk not in {a.pk for a in accounts} and effective is not None
+                            and default.pk == effective.pk):
                         default = None  # the current default was taken off this project's list with its checkbox
                     services.set_sender_accounts(project, accounts, by=request.user, default=default)
                     services.set_template_visibility(
