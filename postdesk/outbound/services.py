@@ -138,6 +138,15 @@ def queue_email(
     email.thread = thread
     email.save(update_fields=["return_path", "raw", "size", "has_attachments", "thread"])
     EmailContent.objects.create(email=email, text=text or "", html=html or "")
+    if attachments:
+        from postdesk.emails.models import Attachment
+        from postdesk.inbound.mime import safe_filename
+
+        Attachment.objects.bulk_create(
+            Attachment(email=email, filename=safe_filename(name)[:255], original_filename=name[:1000],
+                       content_type=(content_type or "application/octet-stream")[:255], size=len(data), data=data)
+            for name, content_type, data in attachments
+        )
     threads.remember(project, thread, [message_id], email)
     threads.touch(thread, moment)
     search.index([(email.pk, project.pk, email.subject, text or "", f"{email.from_name} {account.address}")])
