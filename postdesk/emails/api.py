@@ -121,10 +121,16 @@ def filtered(user, f: EmailFilters):
         if f.direction not in Direction.values:
             raise Invalid("direction is 'in' or 'out'", field="direction")
         qs = qs.filter(direction=f.direction)
-    if f.sender:
-        qs = qs.filter(Q(from_address__icontains=f.sender) | Q(from_name__icontains=f.sender))
-    if f.recipient:
-        qs = qs.filter(to__icontains=f.recipient)
+    for column, term in (("sender", f.sender), ("recipient", f.recipient)):
+        if not term:
+            continue
+        indexed = search.address_filter_sql("sender" if column == "sender" else "recipients", term)
+        if indexed is not None:
+            qs = qs.extra(where=[indexed[0]], params=indexed[1])  # noqa: S610 - fixed SQL, bound parameters
+        elif column == "sender":
+            qs = qs.filter(Q(from_address__icontains=term) | Q(from_name__icontains=term))
+        else:
+            qs = qs.filter(Q(to__icontains=term) | Q(cc__icontains=term))
     if f.subject:
         qs = qs.filter(subject__icontains=f.subject)
     if f.language:

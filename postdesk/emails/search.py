@@ -108,3 +108,83 @@ def create_schema(schema_editor) -> None:
 def drop_schema(schema_editor) -> None:
     table = SQLITE_TABLE if schema_editor.connection.vendor == "sqlite" else PG_TABLE
     schema_editor.execute(f"DROP TABLE IF EXISTS {table}")
+
+
+# Address substring search (the email log's sender and recipient filters) -----------------------------------------
+# SQLite: an FTS5 table with the trigram tokenizer over "name address" of the sender and the recipients, queried
+# for substrings of three or more characters. PostgreSQL: pg_trgm GIN indexes on the email columns themselves, which
+# the planner uses for ILIKE '%...%'.
+
+SQLITE_ADDRESS_TABLE = "emails_address_trgm"
+
+
+def address_document(from_name: str, from_address: str, to, cc) -> tuple[str, str]:
+    sender = f"{from_name or ''} {from_address or ''}".replace("\x00", "")[:600]
+    recipients = " ".join([*(to or []), *(cc or [])]).replace("\x00", "")[:4000]
+    return sender, recipients
+
+
+def index_addresses(rows) -> None:
+    """rows: (email_id, from_name, from_address, to, cc). SQLite only (PostgreSQL indexes the columns)."""
+    if connection.vendor != "sqlite":
+        return
+    rows = [(i, *address_document(n, a, t, c)) for i, n, a, t, c in rows]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {SQLITE_ADDRESS_TABLE}(rowid, sender, recipients) VALUES (%s, %s, %s)", rows
+            )
+
+
+def unindex_addresses(rows) -> None:
+    if connection.vendor != "sqlite":
+        return
+    rows = [(i, *address_document(n, a, t, c)) for i, n, a, t, c in rows]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {SQLITE_ADDRESS_TABLE}({SQLITE_ADDRESS_TABLE}, rowid, sender, recipients) "
+                "VALUES ('delete', %s, %s, %s)",
+                rows,
+            )
+
+
+def address_filter_sql(column: str, term: str) -> tuple[str, list] | None:
+    """(sql, params) for a WHERE condition on emails_email matching `term` as a substring of the sender
+    (column='sender') or the recipients (column='recipients'), index-assisted; None: use a plain scan."""
+    term = (term or "").strip()
+    if len(term) < 3:
+        return None
+    if connection.vendor == "sqlite":
+        quoted = '"' + term.replace('"', '""') + '"'
+        return (f"emails_email.id IN (SELECT rowid FROM {SQLITE_ADDRESS_TABLE} "
+                f"WHERE {SQLITE_ADDRESS_TABLE} MATCH %s)", [f"{column} : {quoted}"])
+    like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    if column == "sender":
+        return "(emails_email.from_address ILIKE %s OR emails_email.from_name ILIKE %s)", [like, like]
+    return "(emails_email.\"to\"::text ILIKE %s OR emails_email.cc::text ILIKE %s)", [like, like]
+
+
+def create_address_schema(schema_editor) -> None:
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute(
+            f"CREATE VIRTUAL TABLE IF NOT EXISTS {SQLITE_ADDRESS_TABLE} USING fts5("
+            "sender, recipients, content='', tokenize='trigram')"
+        )
+        return
+    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    for name, expression in (
+        ("email_from_address_trgm", "from_address gin_trgm_ops"),
+        ("email_from_name_trgm", "from_name gin_trgm_ops"),
+        ("email_to_trgm", '("to"::text) gin_trgm_ops'),
+        ("email_cc_trgm", "(cc::text) gin_trgm_ops"),
+    ):
+        schema_editor.execute(f"CREATE INDEX IF NOT EXISTS {name} ON emails_email USING gin ({expression})")
+
+
+def drop_address_schema(schema_editor) -> None:
+    if schema_editor.connection.vendor == "sqlite":
+        schema_editor.execute(f"DROP TABLE IF EXISTS {SQLITE_ADDRESS_TABLE}")
+    else:
+        for name in ("email_from_address_trgm", "email_from_name_trgm", "email_to_trgm", "email_cc_trgm"):
+            schema_editor.execute(f"DROP INDEX IF EXISTS {name}")

@@ -387,6 +387,9 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
                 for plan in plans
             ]
         )
+        search.index_addresses(
+            [(e.pk, e.from_name, e.from_address, e.to, e.cc) for e in (plan[2] for plan in plans)]
+        )
         latest: dict[int, object] = {}
         for plan in plans:
             thread = plan[3]

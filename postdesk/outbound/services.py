@@ -150,6 +150,7 @@ def queue_email(
     threads.remember(project, thread, [message_id], email)
     threads.touch(thread, moment)
     search.index([(email.pk, project.pk, email.subject, text or "", f"{email.from_name} {account.address}")])
+    search.index_addresses([(email.pk, email.from_name, email.from_address, email.to, email.cc)])
     if ticket is not None:
         from postdesk.tickets.services import email_joined
 

@@ -6,6 +6,7 @@ take minutes, not hours. Deterministic for a given seed."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import time
 
@@ -114,7 +115,8 @@ def populate(emails: int, project_key: str = "101", seed: int = 1, out=print) ->
     while made < emails:
         batch = min(CHUNK, emails - made)
         with transaction.atomic():
-            m, t = _chunk(rng, project, agents, queues, default_queue, types, record_ids, batch, now, prefix, made)
+            m, t = _chunk(rng, project, agents, queues, default_queue, types, record_ids, batch, now, prefix, made,
+                          emails)
         made += m
         tickets_made += t
         out(f"  {made:,} emails, {tickets_made:,} tickets ({time.monotonic() - started:.0f} s)")
@@ -126,8 +128,9 @@ def populate(emails: int, project_key: str = "101", seed: int = 1, out=print) ->
     return {"emails": made, "tickets": tickets_made, "seconds": round(time.monotonic() - started, 1)}
 
 
-def _chunk(rng, project, agents, queues, default_queue, types, record_ids, size, now, prefix, offset):
-    """One transaction's worth: threads of 1-5 messages until `size` emails."""
+def _chunk(rng, project, agents, queues, default_queue, types, record_ids, size, now, prefix, offset, total):
+    """One transaction's worth: threads of 1-5 messages until `size` emails. Threads start in time order over the
+    last year (as mail arrives), so ids grow with dates as they do in a real installation."""
     plan = []  # (thread_no, email fields...)
     threads_rows, tickets = [], []
     n = 0
@@ -137,7 +140,8 @@ def _chunk(rng, project, agents, queues, default_queue, types, record_ids, size,
         lang = _pick_language(rng)
         _, subjects, body = LANGUAGES[lang]
         subject = rng.choice(subjects) + f" #{rng.randint(1000, 99999)}"
-        start = now - dt.timedelta(seconds=rng.randint(0, 365 * 86400))
+        position = (offset + n) / max(total, 1)
+        start = now - dt.timedelta(seconds=int(365 * 86400 * (1 - position)) + rng.randint(0, 3600))
         customer = rng.randrange(len(record_ids))
         address = f"customer{customer}@{DOMAINS[customer % len(DOMAINS)]}"
         agent = rng.choice(agents)
@@ -153,7 +157,7 @@ def _chunk(rng, project, agents, queues, default_queue, types, record_ids, size,
                 inbound = True
             plan.append((thread_no, inbound, moment, lang, subject if i == 0 else f"Re: {subject}", address, agent,
                          body, customer, ticketed, fresh, i))
-            moment = moment + dt.timedelta(minutes=rng.randint(5, 3 * 24 * 60))
+            moment = min(now, moment + dt.timedelta(minutes=rng.randint(5, 3 * 24 * 60)))
             n += 1
         thread_no += 1
     thread_ids = insert(Thread, ["project_id", "subject", "created_at", "last_message_at"], threads_rows)
@@ -217,6 +221,7 @@ def _chunk(rng, project, agents, queues, default_queue, types, record_ids, size,
     insert(DeliveryEvent, ["email_id", "kind", "at", "detail"], events, False)
     search.index([(pk, project.pk, row[13], text, f"{row[8]} {row[7]}")
                   for pk, row, text in zip(email_ids, rows, texts, strict=True)])
+    search.index_addresses([(pk, row[8], row[7], json.loads(row[9]), []) for pk, row in zip(email_ids, rows, strict=True)])
     return len(rows), len(tickets)
 
 
