@@ -169,6 +169,9 @@ class Email(models.Model):
         indexes = [
             models.Index(fields=["project", "-date", "-id"], name="email_project_date"),
             models.Index(fields=["project", "direction", "-date", "-id"], name="email_project_dir_date"),
+            models.Index(  # the email log's default view: emails not (yet) on a ticket
+                fields=["project", "-date", "-id"], condition=Q(ticket__isnull=True), name="email_log_unticketed"
+            ),
             models.Index(
                 fields=["queue", "date", "id"],
                 condition=Q(status="new", ticket__isnull=True),

@@ -80,6 +80,23 @@ def matching_ids_sql(query: str) -> tuple[str, list] | None:
     return f"SELECT email_id FROM {PG_TABLE} WHERE document @@ to_tsquery('simple', %s)", [tsquery]
 
 
+def newest_matching_ids(query: str, *, before_id: int | None = None, limit: int = 500) -> list[int]:
+    """Ids of emails matching every word of the query (the last as a prefix), highest (newest) first, below
+    `before_id`: read straight from the index in id order."""
+    match = matching_ids_sql(query)
+    if match is None:
+        return []
+    sql, params = match
+    id_column = "rowid" if connection.vendor == "sqlite" else "email_id"
+    if before_id is not None:
+        sql += f" AND {id_column} < %s"
+        params = [*params, before_id]
+    sql += f" ORDER BY {id_column} DESC LIMIT %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, limit])
+        return [row[0] for row in cursor.fetchall()]
+
+
 def optimize() -> None:
     """Merge index segments (after mass deletion: drops deleted terms from the file)."""
     with connection.cursor() as cursor:
