@@ -7,6 +7,7 @@ import base64
 import datetime as dt
 
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from ninja import Query, Router, Schema
 
