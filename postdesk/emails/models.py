@@ -172,11 +172,9 @@ class Email(models.Model):
             models.Index(  # the email log's default view: emails not (yet) on a ticket
                 fields=["project", "-date", "-id"], condition=Q(ticket__isnull=True), name="email_log_unticketed"
             ),
-            models.Index(
-                fields=["queue", "date", "id"],
-                condition=Q(status="new", ticket__isnull=True),
-                name="email_new_by_queue",
-            ),
+            # the agents' lists: new emails of a queue, oldest first (a plain composite index: SQLite cannot use a
+            # partial index when the status comes as a bound parameter, as the ORM sends it)
+            models.Index(fields=["queue", "status", "ticket", "date", "id"], name="email_new_by_queue"),
             models.Index(fields=["ticket", "date"], name="email_ticket_date"),
             models.Index(fields=["thread", "date"], name="email_thread_date"),
             models.Index(fields=["message_id"], name="email_message_id"),
