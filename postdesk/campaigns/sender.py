@@ -256,7 +256,10 @@ def run(campaign_id: int, *, chunk: int = CHUNK) -> dict:
             spare = len(claimed) / rate - (time.monotonic() - started)
             if spare > 0:
                 time.sleep(spare)
-    left = CampaignRecipient.objects.filter(campaign=campaign, state=CampaignRecipient.State.PENDING).exists()
+    # done when nothing is pending and no other sending job still has recipients in flight
+    left = CampaignRecipient.objects.filter(
+        campaign=campaign, state__in=[CampaignRecipient.State.PENDING, CampaignRecipient.State.SENDING]
+    ).exists()
     if not left:
         Campaign.objects.filter(pk=campaign.pk, status=Campaign.Status.SENDING).update(
             status=Campaign.Status.DONE, finished_at=clock.now())
