@@ -214,8 +214,12 @@ def record(campaign: Campaign, results: list[tuple]) -> None:
 def recover_interrupted(campaign: Campaign) -> None:
     """Recipients left in 'sending' by a crash: those whose message transmission started count as sent; the others
     go back to pending."""
+    from postdesk.outbound.sender import STUCK_AFTER
+
     started = journal.started_ids()
-    stuck = list(CampaignRecipient.objects.filter(campaign=campaign, state=CampaignRecipient.State.SENDING)
+    # only claims older than any chunk takes to send: a sending job running right now keeps its recipients
+    stuck = list(CampaignRecipient.objects.filter(campaign=campaign, state=CampaignRecipient.State.SENDING,
+                                                  email__next_attempt_at__lt=clock.now() - STUCK_AFTER)
                  .values_list("id", "email_id"))
     if not stuck:
         return
