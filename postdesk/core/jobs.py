@@ -23,7 +23,9 @@ def make_huey(url: str, immediate: bool = False):
         return MemoryHuey("postdesk", immediate=immediate)
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
-        return SqliteHuey("postdesk", filename=path, fsync=True, timeout=30)
+        # The job store is a doorbell, not the record: work lives in the database (pending rows, queued emails) and
+        # periodic sweeps pick up anything whose job was lost, so job writes need no fsync.
+        return SqliteHuey("postdesk", filename=path, fsync=False, journal_mode="wal", timeout=30)
     parts = urlsplit(url)
     return RedisHuey("postdesk", url=url, blocking=True) if parts.scheme.startswith("redis") else None
 
