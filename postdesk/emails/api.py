@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 
+from django.db import connection
 from django.db.models import Q
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
@@ -137,13 +138,19 @@ def filtered(user, f: EmailFilters):
         if f.direction not in Direction.values:
             raise Invalid("direction is 'in' or 'out'", field="direction")
         qs = qs.filter(direction=f.direction)
-    for column, term in (("sender", f.sender), ("recipient", f.recipient)):
+    # Substring and full-text terms: a selective one becomes an id set (exact, date-ordered); a common one is checked
+    # while walking the ordered index (its matches are everywhere, so a page fills quickly).
+    for kind, term in (("sender", f.sender), ("recipients", f.recipient)):
         if not term:
             continue
-        indexed = search.address_filter_sql("sender" if column == "sender" else "recipients", term)
+        ids = search.selective_ids(kind, term)
+        if ids is not None:
+            qs = qs.filter(id__in=ids)
+            continue
+        indexed = search.address_filter_sql(kind, term) if connection.vendor != "sqlite" else None
         if indexed is not None:
             qs = qs.extra(where=[indexed[0]], params=indexed[1])  # noqa: S610 - fixed SQL, bound parameters
-        elif column == "sender":
+        elif kind == "sender":
             qs = qs.filter(Q(from_address__icontains=term) | Q(from_name__icontains=term))
         else:
             qs = qs.filter(Q(to__icontains=term) | Q(cc__icontains=term))
@@ -171,6 +178,9 @@ def filtered(user, f: EmailFilters):
     if f.date_to:
         qs = qs.filter(date__lt=f.date_to)
     if f.q and search.tokens(f.q):
+        ids = search.selective_ids("q", f.q)
+        if ids is not None:  # a rare word: exact results in date order
+            return qs.filter(id__in=ids)
         base = qs
         qs = qs.filter(id__in=RawSQL(*search.matching_ids_sql(f.q)))  # noqa: S611 - fixed SQL, bound parameters
         # page() walks the index newest first over the unfiltered base instead of evaluating that subquery

@@ -62,26 +62,29 @@ def unindex(rows: Iterable[tuple[int, str, str, str]]) -> None:
             cursor.executemany(f"DELETE FROM {PG_TABLE} WHERE email_id = %s", [(r[0],) for r in rows])
 
 
+_PREFIX_RE = re.compile(r"(\w+)\*", re.UNICODE)
+
+
 def tokens(query: str) -> list[str]:
     return _TOKEN_RE.findall(query or "")[:16]
 
 
 def matching_ids_sql(query: str) -> tuple[str, list] | None:
-    """(sql, params) selecting the ids of emails matching every word of the query (the last one as a prefix),
-    or None when the query has no words."""
+    """(sql, params) selecting the ids of emails matching every word of the query, or None when it has no words.
+    A word ending in * matches as a prefix (only then: prefix lookups over common stems are costly)."""
     words = tokens(query)
     if not words:
         return None
+    prefixes = {m.lower() for m in _PREFIX_RE.findall(query or "")}
     if connection.vendor == "sqlite":
-        terms = [f'"{w}"' for w in words[:-1]] + [f'"{words[-1]}"*']
+        terms = [f'"{w}"*' if w.lower() in prefixes else f'"{w}"' for w in words]
         return f"SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH %s", [" AND ".join(terms)]
-    terms = [w.replace("'", "") for w in words]
-    tsquery = " & ".join(terms[:-1] + [terms[-1] + ":*"])
-    return f"SELECT email_id FROM {PG_TABLE} WHERE document @@ to_tsquery('simple', %s)", [tsquery]
+    terms = [w.replace("'", "") + (":*" if w.lower() in prefixes else "") for w in words]
+    return f"SELECT email_id FROM {PG_TABLE} WHERE document @@ to_tsquery('simple', %s)", [" & ".join(terms)]
 
 
 def newest_matching_ids(query: str, *, before_id: int | None = None, limit: int = 500) -> list[int]:
-    """Ids of emails matching every word of the query (the last as a prefix), highest (newest) first, below
+    """Ids of emails matching every word of the query, highest (newest) first, below
     `before_id`: read straight from the index in id order."""
     match = matching_ids_sql(query)
     if match is None:
@@ -205,3 +208,30 @@ def drop_address_schema(schema_editor) -> None:
     else:
         for name in ("email_from_address_trgm", "email_from_name_trgm", "email_to_trgm", "email_cc_trgm"):
             schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+SELECTIVE = 5000  # at most this many matches: filter by the id set; more: walk the ordered index instead
+
+
+def selective_ids(kind: str, term: str, cap: int = SELECTIVE) -> list[int] | None:
+    """The ids matching a full-text query (kind 'q') or an address substring (kind 'sender' / 'recipients') when
+    there are at most `cap` of them, else None (too common to be worth an id list). SQLite only: PostgreSQL's
+    planner combines its GIN indexes itself, so this returns None there."""
+    if connection.vendor != "sqlite":
+        return None
+    if kind == "q":
+        match = matching_ids_sql(term)
+        if match is None:
+            return None
+        sql, params = match
+    else:
+        term = (term or "").strip()
+        if len(term) < 3:
+            return None
+        quoted = '"' + term.replace('"', '""') + '"'
+        sql = f"SELECT rowid FROM {SQLITE_ADDRESS_TABLE} WHERE {SQLITE_ADDRESS_TABLE} MATCH %s"
+        params = [f"{kind} : {quoted}"]
+    with connection.cursor() as cursor:
+        cursor.execute(f"{sql} LIMIT %s", [*params, cap + 1])
+        ids = [row[0] for row in cursor.fetchall()]
+    return ids if len(ids) <= cap else None
