@@ -69,13 +69,16 @@ def tokens(query: str) -> list[str]:
     return _TOKEN_RE.findall(query or "")[:16]
 
 
-def matching_ids_sql(query: str) -> tuple[str, list] | None:
+def matching_ids_sql(query: str, *, prefix_last: bool = False) -> tuple[str, list] | None:
     """(sql, params) selecting the ids of emails matching every word of the query, or None when it has no words.
-    A word ending in * matches as a prefix (only then: prefix lookups over common stems are costly)."""
+    A word ending in * matches as a prefix, and the last word too with `prefix_last` (the search box: results while
+    typing); prefix lookups over common stems cost more, so the API matches whole words."""
     words = tokens(query)
     if not words:
         return None
     prefixes = {m.lower() for m in _PREFIX_RE.findall(query or "")}
+    if prefix_last:
+        prefixes.add(words[-1].lower())
     if connection.vendor == "sqlite":
         terms = [f'"{w}"*' if w.lower() in prefixes else f'"{w}"' for w in words]
         return f"SELECT rowid FROM {SQLITE_TABLE} WHERE {SQLITE_TABLE} MATCH %s", [" AND ".join(terms)]

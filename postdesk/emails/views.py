@@ -654,7 +654,7 @@ def search(request):
     q = request.GET.get("q", "").strip()[:200]
     emails, tickets = [], []
     if q:
-        match = fulltext.matching_ids_sql(q)
+        match = fulltext.matching_ids_sql(q, prefix_last=True)
         if match is not None:
             emails = list(
                 emails_visible_to(
