@@ -43,3 +43,35 @@ def insert(model, columns: list[str], rows: list[tuple], returning: bool = True)
             else:
                 cursor.execute(sql, params)
     return ids
+
+
+def insert_objects(model, objs: list) -> None:
+    """Insert unsaved model instances in bulk, in plain SQL, and set their primary keys (what bulk_create does,
+    without its per-field preparation). Handles the column types postdesk uses: JSON, datetimes, plain values."""
+    from django.db import models as m
+
+    if not objs:
+        return
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    converters = []
+    for f in fields:
+        if isinstance(f, m.JSONField):
+            converters.append(lambda v: None if v is None else db_json(v))
+        elif isinstance(f, m.DateTimeField):
+            converters.append(lambda v: None if v is None else db_datetime(v))
+        elif isinstance(f, m.DateField):
+            converters.append(lambda v: None if v is None else v.isoformat())
+        else:
+            converters.append(None)
+    rows = []
+    for obj in objs:
+        row = []
+        for f, convert in zip(fields, converters, strict=True):
+            value = getattr(obj, f.attname)
+            row.append(convert(value) if convert is not None else value)
+        rows.append(tuple(row))
+    ids = insert(model, [f.column for f in fields], rows)
+    for obj, pk in zip(objs, ids, strict=True):
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = "default"

@@ -292,6 +292,8 @@ _MAX_TOKENS = 120  # words read by the word model
 _MAX_LANGID_CHARS = 300  # py3langid walks bytes in Python: it reads the first 300 characters
 _PLAUSIBILITY_TOKENS = 60  # the gibberish check reads the first 60 words
 _QUANT = 10.0  # word log-probabilities are stored as uint8 of -logp * _QUANT
+_WORDS_DECIDE_ALONE = 40  # from this many words on, the word model may decide alone ...
+_WORDS_DECIDE_MARGIN = 1.0  # ... when its best list leads by at least this much per word (nats)
 
 # py3langid's code and wordfreq's list for each supported language (None: no list).
 _LANGID_CODES = {code: code for code in SUPPORTED_LANGUAGES} | {"nb": "no"}
@@ -530,6 +532,10 @@ class _Model:
         """Scores (log-likelihoods, nats) of ``languages`` for prepared ``text`` and its lower-cased ``words``, and
         the share of ``words`` that are frequent words of some list; None when there is nothing to score."""
         np = self.np
+        if len(words) >= _WORDS_DECIDE_ALONE:
+            decided = self._words_alone(text, words, languages)
+            if decided is not None:
+                return decided
         langid = dict(self.identifier.rank(text[:_MAX_LANGID_CHARS]))
         total = np.array([langid[_LANGID_CODES[lang]] for lang in languages], dtype=np.float64)
         if total.max() <= -1e30:  # py3langid knows no n-gram of the text ("test"): the words decide alone
@@ -552,6 +558,26 @@ class _Model:
                 word_score = per_list[column]
             total[k] += _WORD_WEIGHT * word_score
         return total, frequent / len(words)
+
+
+    def _words_alone(self, text: str, words: list[str], languages: tuple[str, ...]):
+        """For a long text whose words leave no doubt, the scores from the word model alone (py3langid, which walks
+        the text byte by byte in Python, is then skipped: most of the time of a typical email). None when the words
+        do not settle it: a language without a list (Estonian), Croatian/Serbian (one shared list), a close second."""
+        np = self.np
+        per_list, frequent = self._word_scores(words)
+        best = int(np.argmax(per_list))
+        if best == self.sh_column:
+            return None
+        ordered = np.sort(per_list)
+        fixed = _NO_LIST_TOKEN_SCORE * len(words)  # what a language without a word list scores
+        if ordered[-1] - max(ordered[-2], fixed) < _WORDS_DECIDE_MARGIN * len(words):
+            return None
+        total = np.array(
+            [per_list[self.column_of[lang]] if self.column_of[lang] is not None else fixed for lang in languages],
+            dtype=np.float64,
+        )
+        return _WORD_WEIGHT * total, frequent / len(words)
 
 
 _model: _Model | None = None

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 
 from postdesk.core import clock
+from postdesk.core.sqlbulk import insert, insert_objects
 from postdesk.emails import search, threads
 from postdesk.emails.models import Attachment, Direction, Email, EmailContent, Kind, Status
 from postdesk.inbound import jwz, rules
 from postdesk.inbound.mime import ParsedMessage, first_line, parse_message
 from postdesk.inbound.models import IncomingMessage
 from postdesk.inbound.reports import Report, detect_report
+from postdesk.integrations import events as webhook_events
 
 log = logging.getLogger(__name__)
 BATCH = 64
@@ -331,12 +333,10 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
                 email.queue = queue
                 email.ticket = ticket
         batch_emails = [plan[2] for plan in plans]
-        Email.objects.bulk_create(batch_emails)
-        EmailContent.objects.bulk_create(
-            EmailContent(email=plan[2], text=without_nul(plan[1].parsed.text or ""),
-                         html=without_nul(plan[1].parsed.html or ""))
-            for plan in plans
-        )
+        insert_objects(Email, batch_emails)
+        insert(EmailContent, ["email_id", "text", "html"],
+               [(plan[2].pk, without_nul(plan[1].parsed.text or ""), without_nul(plan[1].parsed.html or ""))
+                for plan in plans], returning=False)
         attachments = [
             Attachment(
                 email=plan[2],
@@ -405,6 +405,7 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
             )
 
         for row, a, email, _, _, created in plans:
+            webhook_events.email_received(email)
             if email.ticket_id is not None:
                 from postdesk.tickets.services import email_joined
 
