@@ -9,6 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import queue
+import threading
+import time
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -125,53 +128,64 @@ def notify_processing(ids: list[int]) -> None:
 
 
 class IntakeWriter:
-    """Group commit for the listener, inside its event loop: messages whose DATA ended in the same loop iteration are
-    written in one transaction (one fsync) by a callback scheduled on the loop; each message's future resolves after
-    the commit, and only then does its session answer 250. Writing on the loop itself avoids handing every message
-    to another thread and back (under load those hand-offs, not the disk, were the limit).
+    """Group commit for the listener: messages are handed to one writer thread, which commits everything that
+    arrived meanwhile in one transaction (one fsync) and then resolves each message's future on the event loop; only
+    then does its session answer 250. While the writer waits for the database (another process holding the SQLite
+    write lock), the event loop keeps serving every session, and the next batch simply grows.
 
-    The processing jobs are queued after the commit, in a later loop callback."""
+    Processing jobs are queued after the commits, at most every `notify_every` seconds, each carrying many ids."""
 
-    def __init__(self, loop, max_batch: int = 200, window: float = 0.002, notify_every: float = 0.02):
+    def __init__(self, loop, max_batch: int = 200, notify_every: float = 0.02):
         self.loop = loop
-        self.window = window  # seconds to gather concurrent messages into one commit
-        self.notify_every = notify_every  # seconds between processing jobs queued (each one carries many ids)
         self.max_batch = max_batch
-        self._pending: list = []
-        self._scheduled = False
+        self.notify_every = notify_every
+        self._queue: queue.Queue = queue.Queue()
         self._created: list[int] = []
-        self._notify_scheduled = False
+        self._notified = 0.0
+        self._thread = threading.Thread(target=self._run, name="intake-writer", daemon=True)
+        self._thread.start()
 
     def submit(self, delivery: Delivery):
         future = self.loop.create_future()
-        self._pending.append((delivery, future))
-        if not self._scheduled:
-            self._scheduled = True
-            self.loop.call_later(self.window, self._flush)
+        self._queue.put((delivery, future))
         return future
 
     def stop(self) -> None:
-        if self._pending:
-            self._flush()
-        self._notify()
+        self._queue.put(None)
+        self._thread.join(timeout=30)
 
-    def _flush(self) -> None:
-        self._scheduled = False
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch :]
+    def _run(self) -> None:
+        while True:
+            try:
+                item = self._queue.get(timeout=self.notify_every)
+            except queue.Empty:
+                self._notify(force=True)
+                continue
+            if item is None:
+                self._notify(force=True)
+                return
+            batch = [item]
+            while len(batch) < self.max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self._queue.put(None)
+                    break
+                batch.append(nxt)
             self._created += self.write(batch)
-        if self._created and not self._notify_scheduled:
-            self._notify_scheduled = True
-            self.loop.call_later(self.notify_every, self._notify)
+            self._notify()
 
-    def _notify(self) -> None:
-        self._notify_scheduled = False
+    def _notify(self, force: bool = False) -> None:
+        if not self._created or (not force and time.monotonic() - self._notified < self.notify_every):
+            return
         created, self._created = self._created, []
+        self._notified = time.monotonic()
         for start in range(0, len(created), 64):
             notify_processing(created[start : start + 64])
 
-    @staticmethod
-    def write(batch) -> list[int]:
+    def write(self, batch) -> list[int]:
         connection.close_if_unusable_or_obsolete()
         try:
             with transaction.atomic():
@@ -187,11 +201,16 @@ class IntakeWriter:
                     results.append(single)
         created: list[int] = []
         for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Exception):
-                future.set_exception(result)
-            else:
+            if not isinstance(result, Exception):
                 created += result.ids
-                future.set_result(result)
+            self.loop.call_soon_threadsafe(_resolve, future, result)
         return created
+
+
+def _resolve(future, result) -> None:
+    if future.done():
+        return
+    if isinstance(result, Exception):
+        future.set_exception(result)
+    else:
+        future.set_result(result)

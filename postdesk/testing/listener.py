@@ -23,7 +23,6 @@ class Listener:
         from postdesk.inbound import smtpd
         from postdesk.inbound.intake import IntakeWriter
 
-        smtpd.allow_loop_writes()
         self.writer = IntakeWriter(self.loop)
         self.directory = smtpd.AccountDirectory(ttl=0.0)
         self.thread.start()
@@ -49,6 +48,7 @@ class Listener:
         asyncio.run_coroutine_threadsafe(close(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.writer.stop()
 
 
 def converse(port: int, chunks: list[bytes], timeout: float = 10.0) -> bytes:
@@ -80,7 +80,7 @@ def converse(port: int, chunks: list[bytes], timeout: float = 10.0) -> bytes:
     return out
 
 
-def wait_until(condition, timeout: float = 10.0, interval: float = 0.02):
+def wait_until(condition, timeout: float = 60.0, interval: float = 0.02):
     """Poll until condition() is true (processing runs after the 250, in the background)."""
     deadline = time.monotonic() + timeout
     while True:
