@@ -14,10 +14,13 @@ from postdesk.core import clock
 
 @pytest.fixture(autouse=True)
 def _clock_runs():
+    from postdesk.inbound import spool
     from postdesk.outbound import journal
 
     clock.set_now(None)
     journal.reset()
+    if spool.enabled():
+        spool.reset()
     yield
     clock.set_now(None)
 

@@ -36,6 +36,7 @@ class Delivery:
     peer: str = ""
     helo: str = ""
     received_at: object = field(default_factory=clock.now)
+    spool_key: str | None = None  # set when the message comes from the intake spool
 
 
 @dataclass
@@ -117,6 +118,7 @@ def store_now(delivery: Delivery) -> Stored:
 
 
 def notify_processing(ids: list[int]) -> None:
+    """Queue the processing of stored messages (IncomingMessage ids)."""
     from postdesk.inbound.tasks import process_incoming
 
     try:
@@ -182,10 +184,19 @@ class IntakeWriter:
             return
         created, self._created = self._created, []
         self._notified = time.monotonic()
+        from postdesk.inbound import spool
+
+        if spool.enabled():
+            notify_spool(len(created))
+            return
         for start in range(0, len(created), 64):
             notify_processing(created[start : start + 64])
 
     def write(self, batch) -> list[int]:
+        from postdesk.inbound import spool
+
+        if spool.enabled():
+            return self._write_spool(batch)
         connection.close_if_unusable_or_obsolete()
         try:
             with transaction.atomic():
@@ -205,6 +216,34 @@ class IntakeWriter:
                 created += result.ids
             self.loop.call_soon_threadsafe(_resolve, future, result)
         return created
+
+
+    def _write_spool(self, batch) -> list[int]:
+        from postdesk.inbound import spool
+
+        try:
+            ids = spool.put([d for d, _ in batch], lambda moment: moment.isoformat())
+            results = [Stored([i], 0) if i is not None else Stored([], 1) for i in ids]
+        except Exception as exc:  # storage error: the listener answers 451, the sender retries
+            log.error("could not spool %d message(s): %s", len(batch), exc)
+            results = [exc] * len(batch)
+        created = []
+        for (_, future), result in zip(batch, results, strict=True):
+            if not isinstance(result, Exception):
+                created += result.ids
+            self.loop.call_soon_threadsafe(_resolve, future, result)
+        return created
+
+
+def notify_spool(count: int) -> None:
+    """Queue jobs that move spooled messages into the database and process them (about one per batch)."""
+    from postdesk.inbound.tasks import process_spool
+
+    try:
+        for _ in range(max(1, min(4, count // 64 + 1))):
+            process_spool()
+    except Exception:  # the job store is unavailable: the worker's recovery and periodic sweep pick them up
+        log.warning("could not queue spool processing; the periodic sweep will pick the messages up")
 
 
 def _resolve(future, result) -> None:

@@ -32,12 +32,16 @@ class IncomingMessage(models.Model):
     email = models.ForeignKey(
         "emails.Email", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    spool_key = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001 - the spool row it came from
 
     class Meta:
         constraints = [
             models.UniqueConstraint(
                 fields=["project", "dedup_key"], condition=Q(dedup_key__isnull=False), name="incoming_dedup"
-            )
+            ),
+            models.UniqueConstraint(
+                fields=["spool_key", "project"], condition=Q(spool_key__isnull=False), name="incoming_spool_once"
+            ),
         ]
         indexes = [models.Index(fields=["state", "id"], condition=~Q(state="done"), name="incoming_pending")]
 

@@ -8,6 +8,7 @@ others."""
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -481,6 +482,40 @@ def _maybe_auto_respond(email: Email, a: Analysis, ctx: ProjectContext, row: Inc
 
     if queue_auto_response(email, ctx.project.auto_response_template) is not None:
         AutoResponseLog.objects.create(project=ctx.project, address=sender)
+
+
+def transfer_spool(limit: int = BATCH) -> list[int] | None:
+    """Move up to `limit` spooled messages into the database (RawMessage + IncomingMessage, pending): the ids to
+    process (None: the spool is empty). Idempotent: a message already moved (crash before the spool was told) is
+    not stored twice."""
+    import datetime as dt
+
+    from postdesk.inbound import spool
+    from postdesk.inbound.intake import Delivery, store
+    from postdesk.mailboxes.models import EmailAccount
+
+    _, rows = spool.claim(limit)
+    if not rows:
+        return None
+    accounts = {}
+    ids: list[int] = []
+    with transaction.atomic():
+        for spool_id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, _, raw in rows:
+            chosen = []
+            for account_id, _ in json.loads(targets):
+                if account_id not in accounts:
+                    accounts[account_id] = EmailAccount.objects.filter(pk=account_id).first()
+                account = accounts[account_id]
+                if account is not None:
+                    chosen.append(account)
+            delivery = Delivery(raw=bytes(raw), mail_from=mail_from, rcpt_to=json.loads(rcpt_to), accounts=chosen,
+                                protocol=protocol, peer=peer, helo=helo,
+                                received_at=dt.datetime.fromisoformat(received_at),
+                                spool_key=spool.spool_key(spool_id))
+            if chosen:
+                ids += store(delivery).ids
+    spool.release([row[0] for row in rows])
+    return ids
 
 
 def pending_ids(limit: int = 1000, older_than_seconds: float = 0) -> list[int]:

@@ -23,10 +23,25 @@ def process_incoming(ids: list[int] | None = None) -> int:
             return total
 
 
+@job()
+def process_spool() -> int:
+    """Move spooled messages into the database and process them, a batch at a time, until the spool is empty
+    (several of these run at once: each claims its own messages)."""
+    total = 0
+    while True:
+        ids = processing.transfer_spool(processing.BATCH)
+        if ids is None:
+            return total
+        if ids:
+            total += processing.process(ids)
+
+
 @periodic_job(crontab(minute="*"))
 def sweep_incoming() -> int:
     """Messages still pending a while after they were stored lost their job: process them now."""
-    total = 0
+    from postdesk.inbound import spool
+
+    total = process_spool.call_local() if spool.enabled() else 0
     while True:
         batch = processing.pending_ids(limit=processing.BATCH, older_than_seconds=SWEEP_AFTER_SECONDS)
         if not batch or processing.process(batch) == 0:
@@ -36,6 +51,10 @@ def sweep_incoming() -> int:
 
 def recover() -> None:
     """At worker start-up: everything stored but not processed (e.g. acknowledged just before a crash)."""
+    from postdesk.inbound import spool
+
+    if spool.enabled():
+        process_spool()
     ids = processing.pending_ids(limit=100_000)
     for start in range(0, len(ids), processing.BATCH):
         process_incoming(ids[start : start + processing.BATCH])

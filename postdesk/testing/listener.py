@@ -90,3 +90,16 @@ def wait_until(condition, timeout: float = 60.0, interval: float = 0.02):
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(interval)
+
+
+def settled(timeout: float = 60.0) -> None:
+    """Wait until every accepted message has left the spool and been processed."""
+    from postdesk.inbound import spool
+    from postdesk.inbound.models import IncomingMessage
+
+    def done():
+        if spool.enabled() and spool.pending():
+            return False
+        return not IncomingMessage.objects.filter(state=IncomingMessage.State.PENDING).exists()
+
+    wait_until(done, timeout=timeout)

@@ -7,7 +7,7 @@ from django.db import DatabaseError
 
 from postdesk.emails.models import Email, RawMessage
 from postdesk.inbound.models import IncomingMessage
-from postdesk.testing.listener import Listener, converse, wait_until
+from postdesk.testing.listener import Listener, converse, settled, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,6 +27,7 @@ def listener(forwarding):
 def test_it_accepts_mail_for_a_forwarding_address_and_stores_it_byte_for_byte(listener):
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
         client.sendmail("customer@example.com", ["support@acme.test"], MESSAGE)
+    settled()
     row = IncomingMessage.objects.get()
     assert bytes(row.raw.data) == MESSAGE
     assert row.rcpt_to == ["support@acme.test"] and row.mail_from == "customer@example.com"
@@ -46,6 +47,7 @@ def test_unknown_recipients_get_550(listener):
 def test_a_subaddress_reaches_its_forwarding_account(listener):
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
         client.sendmail("customer@example.com", ["support+billing@acme.test"], MESSAGE)
+    settled()
     assert IncomingMessage.objects.get().rcpt_to == ["support+billing@acme.test"]
 
 
@@ -114,6 +116,7 @@ def test_smuggling_payloads_never_yield_a_second_message(listener, end):
             b"QUIT\r\n",
         ],
     )
+    settled()
     subjects = [bytes(r.raw.data) for r in IncomingMessage.objects.select_related("raw")]
     assert len(subjects) <= 1
     assert not any(s.startswith(b"From: ceo@acme.test") for s in subjects)
@@ -128,25 +131,28 @@ def test_a_lone_cr_is_data_not_a_line_ending(listener):
         client.sendmail(
             "a@example.com", ["support@acme.test"], b"Subject: cr\r\n\r\nline\r.\rstill the same line\r\n"
         )
+    settled()
     assert b"line\r.\rstill the same line" in bytes(IncomingMessage.objects.get().raw.data)
 
 
 def test_a_storage_error_answers_451_and_the_sender_can_retry(listener, monkeypatch):
-    from postdesk.inbound import intake
+    from postdesk.inbound import intake, spool
 
-    real = intake.store
+    target, name = (spool, "put") if spool.enabled() else (intake, "store")
+    real = getattr(target, name)
 
-    def broken(delivery):
+    def broken(*args, **kwargs):
         raise DatabaseError("disk I/O error")
 
-    monkeypatch.setattr(intake, "store", broken)
+    monkeypatch.setattr(target, name, broken)
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
         with pytest.raises(smtplib.SMTPDataError) as error:
             client.sendmail("customer@example.com", ["support@acme.test"], MESSAGE)
     assert error.value.smtp_code == 451
-    monkeypatch.setattr(intake, "store", real)
+    monkeypatch.setattr(target, name, real)
     with smtplib.SMTP("127.0.0.1", listener.smtp_port) as client:
         client.sendmail("customer@example.com", ["support@acme.test"], MESSAGE)
+    settled()
     assert IncomingMessage.objects.count() == 1
 
 
@@ -191,4 +197,5 @@ def test_lmtp_answers_once_per_recipient(listener, project):
     assert reply.count(b"250 2.0.0 OK") == 2  # one reply per recipient
     wait_until(lambda: Email.objects.exists())
     # one project: one stored copy, both addresses kept in the envelope
+    settled()
     assert IncomingMessage.objects.get().rcpt_to == ["support@acme.test", "sales@acme.test"]
