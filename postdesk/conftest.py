@@ -17,8 +17,11 @@ def _clock_runs():
     from postdesk.inbound import spool
     from postdesk.outbound import journal
 
+    from postdesk.emails.api import project_key
+
     clock.set_now(None)
     journal.reset()
+    project_key.__dict__.pop("cache", None)  # ids are reused after a test's rollback
     if spool.enabled():
         spool.reset()
     yield

@@ -115,4 +115,8 @@ def inbound_email(
         message_id=f"<f-{next(_counter)}@example.com>",
     )
     EmailContent.objects.create(email=email, text=text)
+    from postdesk.emails import search
+
+    search.index([(email.pk, project.pk, subject, text, f"{email.from_name} {sender}")])
+    search.index_addresses([(email.pk, email.from_name, email.from_address, email.to, email.cc)])
     return email

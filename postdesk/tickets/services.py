@@ -11,6 +11,7 @@ from django.db.models import F, Q
 from postdesk.core import clock
 from postdesk.core.errors import Conflict, Forbidden, Invalid
 from postdesk.core.services import audit
+from postdesk.integrations import events as webhook_events
 from postdesk.tickets import numbers
 from postdesk.tickets.models import Status, Substatus, Ticket
 
@@ -54,6 +55,7 @@ def create_ticket(
             obj=ticket,
             after={"number": number, "title": title, "type": getattr(ticket_type, "export_value", None)},
         )
+        webhook_events.ticket_added(ticket)
     return ticket
 
 
@@ -110,6 +112,7 @@ def close_ticket(ticket: Ticket, *, substatus: str = Substatus.SUCCESSFUL, by=No
         before=before,
         after={"status": ticket.status, "substatus": substatus},
     )
+    webhook_events.ticket_updated(ticket, ["status", "substatus", "lastCloseTime"])
     return ticket
 
 
@@ -130,6 +133,7 @@ def email_joined(ticket: Ticket, email) -> None:
         Ticket.objects.filter(pk=ticket.pk).update(**updates)
     else:
         Ticket.objects.filter(pk=ticket.pk).update(substatus=Substatus.WAITING4ENTITY, updated_at=clock.now())
+    webhook_events.emails_joined(ticket, [email])
 
 
 # The agent workspace: opening (locking), assigning, replying, transferring -----------------------------------------
@@ -149,6 +153,8 @@ def open_email(email, user):
     from postdesk.emails.models import Email, Status
 
     project = email.project
+    if user.is_supervisor:  # supervisors look without taking the email from the agents (no lock, no Email status)
+        return email
     if email.ticket_id is None and email.status == Status.NEW and project.lock_emails:
         if lock_is_live(email) and email.locked_by_id != user.pk:
             if not user.is_supervisor:
@@ -232,6 +238,7 @@ def assign_email(
         Thread.objects.filter(pk=email.thread_id).update(ticket=ticket)
     audit("email.assign", actor=by, project=project, obj=email, after={"ticket": ticket.number})
     ticket.refresh_from_db()
+    webhook_events.emails_joined(ticket, siblings)
     return ticket
 
 
@@ -259,6 +266,7 @@ def transfer_ticket(ticket: Ticket, to_user, by=None) -> Ticket:
         before={"owner": before},
         after={"owner": to_user.username},
     )
+    webhook_events.ticket_updated(ticket, ["userId", "userName"])
     return ticket
 
 
