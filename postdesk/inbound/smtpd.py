@@ -21,7 +21,7 @@ import threading
 import time
 
 from aiosmtpd.lmtp import LMTP
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import MISSING, SMTP, Envelope, Session
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import close_old_connections
@@ -131,12 +131,70 @@ class IntakeHandler:
         return reply
 
 
-class IntakeSMTP(SMTP):
-    line_length_limit = 1024 * 1024  # be liberal: real mail has long lines; the message size is capped anyway
+END_OF_DATA = b"\r\n.\r\n"
 
 
-class IntakeLMTP(LMTP):
-    line_length_limit = 1024 * 1024
+class FastData:
+    """DATA read as whole chunks up to the terminator instead of line by line (aiosmtpd's loop costs about a
+    millisecond of Python per 10 KB message). The rules stay the same: only <CRLF>.<CRLF> ends the data (the CRLF
+    that ended the DATA command line counts as its first CRLF, so an empty message is just '.'); a lone CR or LF is
+    data; leading dots are unstuffed; more than the size limit is read and discarded, then answered 552."""
+
+    line_length_limit = 1024 * 1024  # the reader's buffer limit: larger messages are read in pieces
+
+    async def smtp_DATA(self, arg: str) -> None:
+        if await self.check_helo_needed():
+            return
+        if await self.check_auth_needed("DATA"):
+            return
+        if not self.envelope.rcpt_tos:
+            await self.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await self.push("501 Syntax: DATA")
+            return
+        await self.push("354 End data with <CR><LF>.<CR><LF>")
+        reader = self._reader
+        limit = self.data_size_limit
+        reader._buffer[0:0] = b"\r\n"  # the DATA line's CRLF: the terminator may follow it at once
+        parts: list[bytes] = []
+        size = 0
+        too_much = False
+        while True:
+            try:
+                chunk = await reader.readuntil(END_OF_DATA)
+                last = True
+            except asyncio.LimitOverrunError as exc:
+                chunk = await reader.readexactly(exc.consumed)
+                last = False
+            size += len(chunk)
+            if limit and size > limit + len(END_OF_DATA) + 2:
+                too_much = True
+                parts.clear()
+            elif not too_much:
+                parts.append(chunk)
+            if last:
+                break
+        if too_much:
+            self._set_post_data_state()
+            await self.push("552 Error: Too much mail data")
+            return
+        data = b"".join(parts)  # CRLF + the message + .CRLF (dot-stuffed)
+        body = data[:-3]  # keep the last line's CRLF, drop the final '.CRLF'
+        content = body.replace(b"\r\n.", b"\r\n")[2:]  # unstuff leading dots; drop the virtual CRLF
+        self.envelope.content = content
+        self.envelope.original_content = content
+        status = await self._call_handler_hook("DATA")
+        self._set_post_data_state()
+        await self.push("250 OK" if status is MISSING else status)
+
+
+class IntakeSMTP(FastData, SMTP):
+    pass
+
+
+class IntakeLMTP(FastData, LMTP):
+    pass
 
 
 def tls_context() -> ssl.SSLContext | None:
