@@ -36,7 +36,8 @@ class Delivery:
     peer: str = ""
     helo: str = ""
     received_at: object = field(default_factory=clock.now)
-    spool_key: str | None = None  # set when the message comes from the intake spool
+    spool_key: str | None = None  # set when the message comes from the intake spool (already deduplicated there)
+    dedup_key: str | None = None  # computed when spooled
 
 
 @dataclass
@@ -54,14 +55,14 @@ def store(delivery: Delivery) -> Stored:
 
     Plain SQL (the same statements on SQLite and PostgreSQL): this runs for every message before the 250, and the
     ORM's query building cost more than the writes themselves."""
-    key = dedup_key(delivery.raw)
+    key = delivery.dedup_key if delivery.spool_key else dedup_key(delivery.raw)
     by_project: dict[int, object] = {}
     for account in delivery.accounts:
         by_project.setdefault(account.project_id, account)
     fresh = list(by_project.items())
     duplicates = 0
     with connection.cursor() as cursor:
-        if key is not None:
+        if key is not None and not delivery.spool_key:  # the spool has deduplicated already
             marks = ", ".join(["%s"] * len(by_project))
             cursor.execute(
                 f"SELECT project_id FROM {INCOMING_TABLE} WHERE dedup_key = %s AND project_id IN ({marks})",

@@ -500,7 +500,7 @@ def transfer_spool(limit: int = BATCH) -> list[int] | None:
     accounts = {}
     ids: list[int] = []
     with transaction.atomic():
-        for spool_id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, _, raw in rows:
+        for spool_id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, key, raw in rows:
             chosen = []
             for account_id, _ in json.loads(targets):
                 if account_id not in accounts:
@@ -511,7 +511,7 @@ def transfer_spool(limit: int = BATCH) -> list[int] | None:
             delivery = Delivery(raw=bytes(raw), mail_from=mail_from, rcpt_to=json.loads(rcpt_to), accounts=chosen,
                                 protocol=protocol, peer=peer, helo=helo,
                                 received_at=dt.datetime.fromisoformat(received_at),
-                                spool_key=spool.spool_key(spool_id))
+                                spool_key=spool.spool_key(spool_id), dedup_key=key)
             if chosen:
                 ids += store(delivery).ids
     spool.release([row[0] for row in rows])
