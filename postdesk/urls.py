@@ -9,5 +9,6 @@ urlpatterns = [
     path("logout/", core_views.logout_view, name="logout"),
     path("health", core_views.health, name="health"),
     path("api/", api.urls),
+    path("v2/", include("postdesk.integrations.compat_urls")),
     path("", include("postdesk.core.urls")),
 ]

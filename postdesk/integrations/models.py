@@ -15,9 +15,20 @@ class WebhookEndpoint(models.Model):
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(default=clock.now)
+    failing_since = models.DateTimeField(null=True, blank=True)  # first failure of the current streak
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)  # a delivery run holds the endpoint until then
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "url"], name="webhook_url_unique")]
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.url
+
+    def subscribes_to(self, event: str) -> bool:
+        """event: email.received, ticket.update, ...; subscriptions are by family (email, ticket)."""
+        return event.split(".", 1)[0] in (self.events or [])
 
 
 class WebhookDelivery(models.Model):
@@ -45,4 +56,9 @@ class WebhookDelivery(models.Model):
                 fields=["state", "next_attempt_at"], condition=Q(state="pending"), name="webhook_due"
             ),
             models.Index(fields=["endpoint", "-created_at"]),
+            models.Index(
+                fields=["endpoint", "ordering_key", "id"],
+                condition=Q(state="pending"),
+                name="webhook_pending_key",
+            ),
         ]

@@ -13,7 +13,8 @@ from django.conf import settings
 from postdesk.core.errors import Invalid
 
 
-def _is_public(ip: str) -> bool:
+def is_public_address(ip: str) -> bool:
+    """A globally routable unicast address (IPv4-mapped IPv6 judged as the IPv4 address)."""
     address = ipaddress.ip_address(ip.split("%", 1)[0])
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
         address = address.ipv4_mapped
@@ -39,7 +40,7 @@ def check_webhook_url(url: str, field: str = "url", *, resolve: bool = True) -> 
             )
         addresses = resolve_host(host) if resolve else []
     for ip in addresses:
-        if not _is_public(ip):
+        if not is_public_address(ip):
             raise Invalid(
                 f"{host} resolves to the non-public address {ip} (set POSTDESK_ALLOW_PRIVATE_WEBHOOKS=1 to allow)",
                 field=field,

@@ -15,6 +15,7 @@ from postdesk.emails import search, threads
 from postdesk.emails.models import Direction, Email, EmailContent, Kind, RawMessage, Status
 from postdesk.emails.services import verp_address
 from postdesk.inbound import jwz
+from postdesk.integrations import events as webhook_events
 from postdesk.outbound.compose import HeaderInjectionError, build_message, make_message_id, validate_address
 
 PLACEHOLDER_RE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}\}")
@@ -151,6 +152,7 @@ def queue_email(
     threads.touch(thread, moment)
     search.index([(email.pk, project.pk, email.subject, text or "", f"{email.from_name} {account.address}")])
     search.index_addresses([(email.pk, email.from_name, email.from_address, email.to, email.cc)])
+    webhook_events.email_sent(email)
     if ticket is not None:
         from postdesk.tickets.services import email_joined
 
