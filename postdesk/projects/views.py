@@ -52,6 +52,7 @@ def _project_page(request, project: Project, tab: str, template: str, context: d
 
 @supervisor_required
 def supervisor_home(request):
+    from postdesk.integrations.services import disabled_for_failure
     from postdesk.mailboxes.models import EmailAccount
 
     projects = Project.objects.all()
@@ -62,6 +63,7 @@ def supervisor_home(request):
             "projects": projects,
             "form": ProjectForm(),
             "account_count": EmailAccount.objects.count(),
+            "disabled_webhooks": disabled_for_failure(),
         },
     )
 
