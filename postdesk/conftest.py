@@ -14,10 +14,9 @@ from postdesk.core import clock
 
 @pytest.fixture(autouse=True)
 def _clock_runs():
+    from postdesk.emails.api import project_key
     from postdesk.inbound import spool
     from postdesk.outbound import journal
-
-    from postdesk.emails.api import project_key
 
     clock.set_now(None)
     journal.reset()

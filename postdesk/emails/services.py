@@ -24,6 +24,23 @@ def add_event(email: Email, kind: str, detail: dict | None = None, at=None) -> D
     return event
 
 
+def add_events(events: list[tuple[Email, str, dict]], at=None) -> None:
+    """add_event for many (email, kind, detail) at once: one insert, one counting pass per kind."""
+    from postdesk.core.sqlbulk import db_datetime, db_json, insert
+    from postdesk.reports.counters import count_events
+
+    if not events:
+        return
+    when = db_datetime(at or clock.now())
+    insert(DeliveryEvent, ["email_id", "kind", "at", "detail"],
+           [(email.pk, kind, when, db_json(detail or {})) for email, kind, detail in events], returning=False)
+    by_kind: dict[str, list[Email]] = {}
+    for email, kind, _ in events:
+        by_kind.setdefault(kind, []).append(email)
+    for kind, emails in by_kind.items():
+        count_events(kind, emails)
+
+
 # VERP: each outbound email's return path carries its id and a short signature, as a subaddress of the account's
 # address (support+pdb-123-abcdef0123@acme.test), so that a bounce sent to it is matched without guessing.
 

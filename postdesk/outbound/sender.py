@@ -10,11 +10,12 @@ import datetime as dt
 import logging
 from collections import defaultdict
 
-from django.db import transaction
+from django.db import connection, transaction
 
 from postdesk.core import clock
+from postdesk.core.sqlbulk import db_datetime
 from postdesk.emails.models import Direction, Email, EventKind, Status
-from postdesk.emails.services import add_event
+from postdesk.emails.services import add_events
 from postdesk.mailboxes.models import Auth, EmailAccount
 from postdesk.outbound import journal
 from postdesk.outbound.pool import POOL, Endpoint, SmtpError
@@ -52,20 +53,30 @@ def endpoint_for(account: EmailAccount) -> tuple[Endpoint, str]:
 
 
 def claim(ids: list[int]) -> list[Email]:
-    """Move queued emails to 'sending' (one transaction); only those this call moved are returned."""
+    """Move queued emails to 'sending' (one statement); only those this call moved are returned."""
+    if not ids:
+        return []
     moment = clock.now()
-    claimed = []
-    with transaction.atomic():
-        for email_id in ids:
-            if Email.objects.filter(pk=email_id, direction=Direction.OUT, status=Status.QUEUED).update(
-                status=Status.SENDING, next_attempt_at=moment
-            ):
-                claimed.append(email_id)
+    table = connection.ops.quote_name(Email._meta.db_table)
+    marks = ", ".join(["%s"] * len(ids))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET status = %s, next_attempt_at = %s WHERE id IN ({marks}) AND status = %s "
+            "AND direction = %s AND campaign_id IS NULL RETURNING id",
+            [Status.SENDING, db_datetime(moment), *ids, Status.QUEUED, Direction.OUT],
+        )
+        claimed = [row[0] for row in cursor.fetchall()]
     return list(Email.objects.filter(pk__in=claimed).select_related("account", "raw").order_by("id"))
 
 
+BATCH = 50
+
+
 def deliver(ids: list[int]) -> dict:
-    """Send these emails (those still queued). Returns counts by outcome."""
+    """Send these emails (those still queued), and, when the queue is deep, other due ones along with them (their
+    own jobs then find nothing left to do): one job sends a batch over one connection. Returns counts by outcome."""
+    if len(ids) < BATCH:
+        ids = list(ids) + [i for i in due_ids(limit=BATCH) if i not in set(ids)][: BATCH - len(ids)]
     emails = claim(ids)
     by_account: dict[int, list[Email]] = defaultdict(list)
     for email in emails:
@@ -120,34 +131,36 @@ def _deliver_group(emails: list[Email]) -> list[tuple[Email, str, str, dict]]:
 
 
 def _record(outcomes) -> None:
+    """Outcomes of a batch: one UPDATE per email (executemany), the events in bulk, statistics per group."""
     moment = clock.now()
+    when = db_datetime(moment)
     retry_ids = []
+    rows, events = [], []
+    for email, outcome, reply, detail in outcomes:
+        attempts = email.attempts + 1
+        email.attempts = attempts
+        if outcome == "sent":
+            rows.append((Status.SENT, when, reply[:2000], attempts, None, email.pk))
+            events.append((email, EventKind.DELIVERED, {"reply": reply[:500], **detail}))
+        elif outcome == "failed":
+            rows.append((Status.FAILED, None, reply[:2000], attempts, None, email.pk))
+        elif outcome == "dropped" or attempts >= MAX_ATTEMPTS:
+            rows.append((Status.DROPPED, None, reply[:2000], attempts, None, email.pk))
+            events.append((email, EventKind.DROPPED, {"reply": reply[:500], **detail}))
+        else:
+            rows.append((Status.QUEUED, None, reply[:2000], attempts, db_datetime(moment + backoff(attempts)),
+                         email.pk))
+            events.append((email, EventKind.DEFERRED, {"reply": reply[:500], "attempt": attempts}))
+            retry_ids.append((email.pk, backoff(attempts)))
+    table = connection.ops.quote_name(Email._meta.db_table)
     with transaction.atomic():
-        for email, outcome, reply, detail in outcomes:
-            attempts = email.attempts + 1
-            if outcome == "sent":
-                Email.objects.filter(pk=email.pk).update(
-                    status=Status.SENT, sent_at=moment, smtp_response=reply[:2000], attempts=attempts
-                )
-                add_event(email, EventKind.DELIVERED, {"reply": reply[:500], **detail}, at=moment)
-            elif outcome == "failed":
-                Email.objects.filter(pk=email.pk).update(
-                    status=Status.FAILED, smtp_response=reply[:2000], attempts=attempts
-                )
-            elif outcome == "dropped" or attempts >= MAX_ATTEMPTS:
-                Email.objects.filter(pk=email.pk).update(
-                    status=Status.DROPPED, smtp_response=reply[:2000], attempts=attempts
-                )
-                add_event(email, EventKind.DROPPED, {"reply": reply[:500], **detail}, at=moment)
-            else:
-                Email.objects.filter(pk=email.pk).update(
-                    status=Status.QUEUED,
-                    smtp_response=reply[:2000],
-                    attempts=attempts,
-                    next_attempt_at=moment + backoff(attempts),
-                )
-                add_event(email, EventKind.DEFERRED, {"reply": reply[:500], "attempt": attempts}, at=moment)
-                retry_ids.append((email.pk, backoff(attempts)))
+        with connection.cursor() as cursor:
+            cursor.executemany(
+                f"UPDATE {table} SET status = %s, sent_at = COALESCE(%s, sent_at), smtp_response = %s, "
+                "attempts = %s, next_attempt_at = COALESCE(%s, next_attempt_at) WHERE id = %s",
+                rows,
+            )
+        add_events(events, at=moment)
     if retry_ids:
         from postdesk.outbound.tasks import send_emails
 
@@ -170,7 +183,10 @@ def recover_interrupted(stuck_after: dt.timedelta = STUCK_AFTER) -> dict:
     counts = {"retried": 0, "unconfirmed": 0}
     stuck = list(
         Email.objects.filter(
-            direction=Direction.OUT, status=Status.SENDING, next_attempt_at__lte=clock.now() - stuck_after
+            direction=Direction.OUT,
+            status=Status.SENDING,
+            next_attempt_at__lte=clock.now() - stuck_after,
+            campaign__isnull=True,  # campaign emails are the campaign sender's (campaigns.sender.recover_interrupted)
         ).values_list("id", flat=True)
     )
     with transaction.atomic():

@@ -88,3 +88,39 @@ def count_event(email: Email, kind: str) -> bool:
     if counter:
         _bump(email, {counter: 1})
     return True
+
+
+def count_events(kind: str, emails: list[Email]) -> list[int]:
+    """count_event for many emails at once: one UPDATE flips the bit where it was not set yet (returning those
+    ids), then one statistics update per (project, agent, day, kind of email). Returns the ids counted now."""
+    from django.db import connection
+
+    bit = EVENT_BITS.get(kind)
+    if bit is None or not emails:
+        return []
+    by_id = {e.pk: e for e in emails}
+    table = connection.ops.quote_name(Email._meta.db_table)
+    flipped: list[int] = []
+    ids = list(by_id)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                f"UPDATE {table} SET event_flags = event_flags + %s "
+                f"WHERE id IN ({marks}) AND (event_flags & %s) = 0 RETURNING id",
+                [bit, *chunk, bit],
+            )
+            flipped += [row[0] for row in cursor.fetchall()]
+    counter = EVENT_COUNTER.get(kind)
+    groups: dict[tuple, int] = {}
+    for email_id in flipped:
+        email = by_id[email_id]
+        email.event_flags |= bit
+        bucket = KIND_BUCKET.get(email.kind)
+        if counter and bucket and email.sent_by_id is not None:
+            key = (email.project_id, email.sent_by_id, email.date.date(), bucket)
+            groups[key] = groups.get(key, 0) + 1
+    for (project_id, user_id, day, bucket), n in groups.items():
+        bump_bulk(project_id, user_id, day, bucket, {counter: n})
+    return flipped
