@@ -182,10 +182,12 @@ def _shown(key: str, value):
     return value
 
 
-def default_sender_for(project):
+def default_sender_for(project, links=None):
     """The project's default sender account: the one the project marked as its default, else the enabled account
-    whose own Default setting is on, else the first of its sender accounts."""
-    links = [link for link in project.sender_links.select_related("account") if link.account.enabled]
+    whose own Default setting is on, else the first of its sender accounts. (`links`: the project's enabled
+    SenderAccount rows with their accounts, when the caller has them already.)"""
+    if links is None:
+        links = [link for link in project.sender_links.select_related("account") if link.account.enabled]
     for link in links:
         if link.is_default:
             return link.account

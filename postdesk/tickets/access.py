@@ -14,13 +14,10 @@ def ticket_filter_for(user, prefix: str = "") -> Q:
         return Q()
     from postdesk.projects.models import Project
 
-    member_projects = Project.objects.filter(projectmember__user=user)
-    shared = list(member_projects.filter(shared_tickets=True).values_list("id", flat=True))
+    memberships = list(Project.objects.filter(projectmember__user=user).values_list("id", "shared_tickets"))
+    shared = [pk for pk, is_shared in memberships if is_shared]
     return Q(**{f"{prefix}project_id__in": shared}) | Q(
-        **{
-            f"{prefix}owner": user,
-            f"{prefix}project_id__in": list(member_projects.values_list("id", flat=True)),
-        }
+        **{f"{prefix}owner": user, f"{prefix}project_id__in": [pk for pk, _ in memberships]}
     )
 
 

@@ -267,14 +267,7 @@ def reply(request, number: str, payload: ReplyIn):
             opened_at=payload.opened_at,
             force=payload.force,
         )
-    return Status(
-        201,
-        item(
-            Email.objects.select_related("project", "queue", "locked_by", "ticket", "sent_by").get(
-                pk=email.pk
-            )
-        ),
-    )
+    return Status(201, item(email))  # the instance holds its ticket and sender: no second query
 
 
 @router.post("/tickets/{number}/close", response=TicketOut, summary="Close a ticket")

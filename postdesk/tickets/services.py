@@ -329,13 +329,10 @@ def reply(
         template.project_id != project.pk or (not template.visible_to_agents and not by.is_supervisor)
     ):
         raise Invalid("no such template for this project", field="template")
-    allowed = {
-        link.account_id: link.account
-        for link in project.sender_links.select_related("account")
-        if link.account.enabled
-    }
+    links = [link for link in project.sender_links.select_related("account") if link.account.enabled]
+    allowed = {link.account_id: link.account for link in links}
     if sender_account is None:
-        sender_account = default_sender_for(project)
+        sender_account = default_sender_for(project, links)
     elif sender_account.pk not in allowed:
         raise Invalid(
             f"{sender_account.name} is not a sender account of this project", field="sender_account"
@@ -347,7 +344,9 @@ def reply(
         names = ", ".join(sorted({e.sent_by.display_name if e.sent_by else "someone" for e in others}))
         raise Conflict(f"{names} replied to this ticket since you opened it", field="collision")
     if in_reply_to is None:
-        in_reply_to = ticket.emails.filter(direction=Direction.IN).order_by("-date").first()
+        in_reply_to = (
+            ticket.emails.filter(direction=Direction.IN).select_related("content", "thread").order_by("-date").first()
+        )
     elif in_reply_to.ticket_id != ticket.pk:
         raise Invalid("that email is not on this ticket", field="in_reply_to")
     customer = (in_reply_to.reply_to or in_reply_to.from_address) if in_reply_to is not None else None
