@@ -2,7 +2,7 @@
 
 Each domain app contributes a router (``<app>/api.py``); errors are 4xx with {"detail": "..."} naming what is wrong."""
 
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError
 from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, HttpError, ValidationError
@@ -57,6 +57,12 @@ def not_found(request, exc):
 @api.exception_handler(HttpError)
 def http_error(request, exc: HttpError):
     return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
+
+
+@api.exception_handler(DataError)
+def data_error(request, exc):
+    # a value the database cannot hold that no schema caught (out of range, ...): the request's fault, not storage's
+    return api.create_response(request, {"detail": "a value is outside what can be stored"}, status=400)
 
 
 @api.exception_handler(DatabaseError)

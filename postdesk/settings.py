@@ -49,6 +49,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "postdesk.core.middleware.SecurityHeadersMiddleware",
+    "postdesk.core.middleware.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "postdesk.urls"

@@ -124,8 +124,10 @@ def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[Camp
             cursor.executemany(f"UPDATE {CampaignRecipient._meta.db_table} SET email_id = %s WHERE id = %s",
                                [(e.pk, r.pk) for r, e in zip(fresh, emails, strict=True)])
         fresh_ids = {r.pk for r in fresh}
-        existing = {e.pk: e for e in Email.objects.filter(
-            pk__in=[r.email_id for r in recipients if r.pk not in fresh_ids])}
+        again = [r.email_id for r in recipients if r.pk not in fresh_ids]
+        if again:  # claimed again after a temporary failure: the claim time tells recovery this claim is live
+            Email.objects.filter(pk__in=again).update(next_attempt_at=moment)
+        existing = {e.pk: e for e in Email.objects.filter(pk__in=again)}
         return [(r, r.email if r.pk in fresh_ids else existing[r.email_id]) for r in recipients]
 
 
@@ -152,7 +154,8 @@ def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: 
                     if conn is None:
                         conn = POOL.get(endpoint, "")
                     _, reply = conn.send(verp_address(base, email.pk), [recipient.address], raw,
-                                         on_data_start=lambda e=email: journal.record(e.pk, "data"))
+                                         on_data_start=lambda e=email: journal.record(e.pk, "data"),
+                                         on_data_refused=lambda e=email: journal.record(e.pk, "refused"))
                     results.append((recipient, email, raw, "sent", reply))
                 except SmtpError as exc:
                     if conn is not None:
@@ -218,19 +221,20 @@ def recover_interrupted(campaign: Campaign) -> None:
 
     started = journal.started_ids()
     # only claims older than any chunk takes to send: a sending job running right now keeps its recipients
-    stuck = list(CampaignRecipient.objects.filter(campaign=campaign, state=CampaignRecipient.State.SENDING,
-                                                  email__next_attempt_at__lt=clock.now() - STUCK_AFTER)
-                 .values_list("id", "email_id"))
+    stale = dict(campaign=campaign, state=CampaignRecipient.State.SENDING,
+                 email__next_attempt_at__lt=clock.now() - STUCK_AFTER)
+    stuck = list(CampaignRecipient.objects.filter(**stale).values_list("id", "email_id"))
     if not stuck:
         return
     went = [rid for rid, eid in stuck if eid in started]
     back = [rid for rid, eid in stuck if eid not in started]
     with transaction.atomic():
-        CampaignRecipient.objects.filter(pk__in=went).update(state=CampaignRecipient.State.SENT)
-        Email.objects.filter(pk__in=[eid for rid, eid in stuck if eid in started]).update(
+        # two senders may recover at once (a restart and the periodic job): each row changes, and counts, once
+        moved = CampaignRecipient.objects.filter(pk__in=went, **stale).update(state=CampaignRecipient.State.SENT)
+        Email.objects.filter(pk__in=[eid for rid, eid in stuck if eid in started], status=Status.SENDING).update(
             status=Status.SENT, smtp_response="unconfirmed: sending stopped after transmission; not sent again")
-        CampaignRecipient.objects.filter(pk__in=back).update(state=CampaignRecipient.State.PENDING)
-        Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + len(went))
+        CampaignRecipient.objects.filter(pk__in=back, **stale).update(state=CampaignRecipient.State.PENDING)
+        Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + moved)
 
 
 def run(campaign_id: int, *, chunk: int = CHUNK) -> dict:

@@ -46,7 +46,17 @@ def frozen(moment: dt.datetime):
         set_now(previous)
 
 
+def as_utc(moment: dt.datetime) -> dt.datetime:
+    """The same moment in UTC (naive values are taken as UTC). Databases store UTC: PostgreSQL refuses offsets beyond
+    +-15:59, which Python accepts. ValueError when the moment has no UTC equivalent (e.g. year 9999 at -10:00)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("the moment is out of range in UTC") from None
+
+
 def parse_iso(value: str) -> dt.datetime:
-    """An ISO 8601 moment; naive values are taken as UTC."""
-    moment = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """An ISO 8601 moment in UTC; naive values are taken as UTC."""
+    return as_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))

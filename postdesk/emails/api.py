@@ -12,7 +12,9 @@ from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from ninja import Query, Router, Schema
 
+from postdesk.core import clock
 from postdesk.core.errors import Invalid
+from postdesk.core.schema import Moment
 from postdesk.emails import search
 from postdesk.emails.access import emails_visible_to, get_email_for
 from postdesk.emails.models import Direction, Email
@@ -33,8 +35,8 @@ class EmailFilters(Schema):
     status: str | None = None
     kind: str | None = None
     q: str | None = None
-    date_from: dt.datetime | None = None
-    date_to: dt.datetime | None = None
+    date_from: Moment | None = None
+    date_to: Moment | None = None
     include_ticketed: bool = False  # with q: full-text search, newest first
     limit: int = 50
     cursor: str | None = None
@@ -106,7 +108,7 @@ def decode_cursor(cursor: str) -> tuple[dt.datetime, int]:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         date, pk = text.rsplit("|", 1)
-        return dt.datetime.fromisoformat(date), int(pk)
+        return clock.parse_iso(date), int(pk)
     except (ValueError, UnicodeDecodeError):
         raise Invalid("not a cursor returned by this API", field="cursor")
 

@@ -1394,7 +1394,7 @@ def _content_id(part: _Part) -> str | None:
     value = part.headers.get("content-id")
     if not value:
         return None
-    value = _clean_header(_FOLD.sub("", value), 998).strip().strip("<>").strip()
+    value = _clean_header(_decode_raw_text(_FOLD.sub("", value), None), 998).strip().strip("<>").strip()
     return value or None
 
 
@@ -1493,7 +1493,8 @@ def _fill_headers(result: ParsedMessage, first: dict[str, str], hint: str | None
     result.in_reply_to = decode_header_value(in_reply_to, max_chars=998) or None if in_reply_to else None
     references = get("references")
     if references is not None:
-        result.references = _clean_header(_FOLD.sub("", references), 65536) or None
+        # raw 8-bit bytes arrive surrogate-escaped: decoded like any header text (a surrogate cannot be stored)
+        result.references = _clean_header(_decode_raw_text(_FOLD.sub("", references), hint), 65536) or None
     result.headers = _header_set(first, hint)
 
 

@@ -117,10 +117,13 @@ def process(ids: list[int]) -> int:
             analysis = exc
         analysed.append((row, raw, analysis))
     with _relaxed_sync(), transaction.atomic():
+        # row locks (PostgreSQL): a second worker processing the same rows at once (a sweep, a recovery) waits here,
+        # then sees them done; without them both wrote an email (SQLite serialises writers anyway)
         still = set(
-            IncomingMessage.objects.filter(
-                pk__in=[r.pk for r in rows], state=IncomingMessage.State.PENDING
-            ).values_list("id", flat=True)
+            IncomingMessage.objects.select_for_update()
+            .filter(pk__in=[r.pk for r in rows], state=IncomingMessage.State.PENDING)
+            .order_by("id")
+            .values_list("id", flat=True)
         )
         todo = [item for item in analysed if item[0].pk in still]
         good = [item for item in todo if not isinstance(item[2], Exception)]

@@ -17,6 +17,7 @@ from ninja import NinjaAPI, Query, Schema
 from ninja.errors import AuthenticationError, HttpError, ValidationError
 
 from postdesk.accounts.auth import api_auth
+from postdesk.core import clock
 from postdesk.core.errors import DomainError, Invalid
 from postdesk.emails.access import emails_visible_to
 from postdesk.emails.models import Email
@@ -120,7 +121,10 @@ def moment(value: str, field: str, *, end: bool = False) -> tuple[dt.datetime, b
         )
     if parsed.tzinfo is None:
         parsed = timezone.make_aware(parsed, timezone.get_default_timezone())
-    return parsed, True
+    try:
+        return clock.as_utc(parsed), True
+    except ValueError:
+        raise Invalid(f"{field} is out of range", field=field) from None
 
 
 # Email log ------------------------------------------------------------------------------------------------------

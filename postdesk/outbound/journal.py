@@ -1,7 +1,9 @@
 """A tiny append-only journal that survives the sending process being killed (kill -9): before a message's content
-is transmitted the sender appends "<id> data", after the relay's 250 "<id> ok". An email found in state 'sending' at
-recovery was interrupted: without a 'data' line it certainly did not go and is retried; with one, the relay may have
-accepted it, so it is not sent again (marked sent, unconfirmed). Writes go to the OS page cache (no fsync): they
+is transmitted the sender appends "<id> data", after the relay's 250 "<id> ok", after a definite refusal of the
+content (a 4xx/5xx answer to the end of data) "<id> refused"; each line carries its time. An email found in state
+'sending' at recovery was interrupted: when its latest line is 'data' or 'ok' the relay may have accepted it, so it is
+not sent again (marked sent, unconfirmed); otherwise (no line, or its last attempt was refused) it certainly did not
+go and is retried. Writes go to the OS page cache (no fsync): they
 survive a process crash, which is the case this is for; the database records the confirmed outcome.
 
 One file per process and hour; files older than a day are removed (recovery only needs the last minutes)."""
@@ -36,21 +38,26 @@ def record(email_id: int, what: str) -> None:
                 os.close(_fd)
             _fd = os.open(folder() / name, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
             _fd_name = name
-        os.write(_fd, f"{email_id} {what}\n".encode())
+        os.write(_fd, f"{email_id} {what} {time.time_ns()}\n".encode())
 
 
 def started_ids() -> set[int]:
-    """Ids whose content transmission started, from every process's journal."""
-    ids: set[int] = set()
+    """Ids whose latest attempt, over every process's journal, started transmitting the content and was not refused."""
+    latest: dict[int, tuple[int, str]] = {}
     for path in folder().glob("outbound-*.log"):
         try:
             for line in path.read_text(errors="replace").splitlines():
-                number, _, what = line.partition(" ")
-                if number.isdigit() and what in ("data", "ok"):
-                    ids.add(int(number))
+                number, _, rest = line.partition(" ")
+                what, _, stamp = rest.partition(" ")
+                if not number.isdigit() or what not in ("data", "ok", "refused"):
+                    continue
+                moment = int(stamp) if stamp.isdigit() else 0
+                key = int(number)
+                if key not in latest or moment >= latest[key][0]:
+                    latest[key] = (moment, what)
         except OSError:
             continue
-    return ids
+    return {key for key, (_, what) in latest.items() if what != "refused"}
 
 
 def prune() -> None:

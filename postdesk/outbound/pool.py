@@ -138,10 +138,12 @@ class Connection:
         self.smtp.auth("LOGIN", self.smtp.auth_login, initial_response_ok=False)
 
     def send(
-        self, mail_from: str, recipients: list[str], data: bytes, on_data_start=None
+        self, mail_from: str, recipients: list[str], data: bytes, on_data_start=None, on_data_refused=None
     ) -> tuple[dict, str]:
         """Send one message. Returns (refused recipients {addr: reply}, the server's final reply). Raises SmtpError.
-        `on_data_start` is called after the server accepted DATA (354), just before the message is transmitted."""
+        `on_data_start` is called after the server accepted DATA (354), just before the message is transmitted;
+        `on_data_refused` when the server then answered the end of data with a refusal (the message certainly not
+        accepted)."""
         smtp = self.smtp
         try:
             # addresses were validated when the email was queued; talk SMTP directly (smtplib's address quoting
@@ -187,6 +189,8 @@ class Connection:
             code, resp = smtp.getreply()
             text = f"{code} {resp.decode('utf-8', 'replace')}"
             if code != 250:
+                if on_data_refused is not None and 400 <= code < 600:
+                    on_data_refused()
                 raise SmtpError(text, code=code, permanent=500 <= code < 600)
             self.used_at = time.monotonic()
             return {k: f"{c} {t}" for k, (c, t) in refused.items()}, text

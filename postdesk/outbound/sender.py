@@ -109,6 +109,7 @@ def _deliver_group(emails: list[Email]) -> list[tuple[Email, str, str, dict]]:
                 recipients,
                 bytes(email.raw.data),
                 on_data_start=lambda e=email: journal.record(e.pk, "data"),
+                on_data_refused=lambda e=email: journal.record(e.pk, "refused"),
             )
             journal.record(email.pk, "ok")
             out.append((email, "sent", reply, {"refused": refused} if refused else {}))

@@ -11,7 +11,9 @@ from django.db.models import Q
 from ninja import Query, Router, Schema, Status
 
 from postdesk.accounts.models import User
+from postdesk.core import clock
 from postdesk.core.errors import Invalid, NotFound
+from postdesk.core.schema import Moment
 from postdesk.emails.access import get_email_for
 from postdesk.emails.api import EmailItem, item, project_key
 from postdesk.emails.models import Email
@@ -61,8 +63,8 @@ class TicketFilters(Schema):
     type: str | None = None
     agent: str | None = None
     status: str | None = None
-    date_from: dt.datetime | None = None
-    date_to: dt.datetime | None = None
+    date_from: Moment | None = None
+    date_to: Moment | None = None
     q: str | None = None
     limit: int = 50
     cursor: str | None = None
@@ -86,7 +88,7 @@ class ReplyIn(Schema):
     cc: list[str] = []
     bcc: list[str] = []
     in_reply_to: int | None = None
-    opened_at: dt.datetime | None = None
+    opened_at: Moment | None = None
     force: bool = False
 
 
@@ -131,7 +133,7 @@ def _uncursor(value: str) -> tuple[dt.datetime, int]:
     try:
         text = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         moment, pk = text.rsplit("|", 1)
-        return dt.datetime.fromisoformat(moment), int(pk)
+        return clock.parse_iso(moment), int(pk)
     except (ValueError, UnicodeDecodeError):
         raise Invalid("not a cursor returned by this API", field="cursor")
 

@@ -346,15 +346,12 @@ def ticket_template(request, number: str):
 @agent_required
 def ticket_collision(request, number: str):
     """Polled while the reply form is open: who replied to the ticket since the agent opened it."""
-    import datetime as dt
 
     ticket = _ticket_or_404(request.user, number)
     try:
-        since = dt.datetime.fromisoformat(request.GET.get("opened_at", ""))
+        since = clock.parse_iso(request.GET.get("opened_at", ""))
     except ValueError:
         since = None
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=dt.UTC)
     others = services.collision(ticket, request.user, since)
     names = sorted({e.sent_by.display_name if e.sent_by_id else "someone" for e in others})
     return render(request, "tickets/_collision.html", {"names": names, "ticket": ticket})

@@ -100,6 +100,7 @@ def test_a_supervisor_sets_up_a_project_from_nothing_and_the_agent_sees_it(
 
     # Agents > Queues & Skills: each cell saves as the supervisor tabs through the matrix
     page.get_by_role("link", name="Agents › Queues & Skills").click()
+    page.wait_for_load_state()  # htmx binds the cells on DOMContentLoaded
     for agent, queue, level in (("alice", "English", "5"), ("alice", "Magyar", "3"), ("bob", "Magyar", "4")):
         cell = page.get_by_label(f"Skill level of {agent} in {queue}")
         cell.fill(level)
