@@ -12,6 +12,25 @@ from django.test import Client
 from postdesk.core import clock
 
 
+def _transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and marker.kwargs.get("transaction"):
+        return True
+    return bool({"transactional_db", "live_server"} & set(request.fixturenames))
+
+
+@pytest.fixture(autouse=True)
+def _search_indexes_emptied_after_flush(request, django_db_blocker):
+    """A transactional test ends with a flush of the model tables; the full-text tables are not models: empty them
+    too, or a later test finds ids of emails that no longer exist (or that reuse the id)."""
+    yield
+    if _transactional(request):
+        from postdesk.emails import search
+
+        with django_db_blocker.unblock():
+            search.clear()
+
+
 @pytest.fixture(autouse=True)
 def _clock_runs():
     from postdesk.emails.api import project_key

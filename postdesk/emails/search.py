@@ -112,6 +112,16 @@ def optimize() -> None:
             cursor.execute(f"VACUUM (ANALYZE) {PG_TABLE}")
 
 
+def clear() -> None:
+    """Empty both indexes (tests: a transactional test's flush empties the model tables only)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            for table in (SQLITE_TABLE, SQLITE_ADDRESS_TABLE):
+                cursor.execute(f"INSERT INTO {table}({table}) VALUES ('delete-all')")
+        else:
+            cursor.execute(f"TRUNCATE {PG_TABLE}")
+
+
 def create_schema(schema_editor) -> None:
     vendor = schema_editor.connection.vendor
     if vendor == "sqlite":
