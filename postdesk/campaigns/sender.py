@@ -75,28 +75,52 @@ class Prepared:
         self.key = tracking_key()
         self.base = base
         self.account = account
+        # the unsubscribe URL is this prefix and a base64url token: checked once here, formatted per message
+        self.unsubscribe_prefix = f"{base}/t/u/"
+        self.one_click = self.unsubscribe_prefix.startswith("https://")
+        if self.one_click:
+            tracking.list_unsubscribe_headers(self.unsubscribe_prefix + "token", None)
 
     def render(self, email_id: int, message_id: str, address: str, fields: dict) -> bytes:
         values = dict(fields)
         for i in range(len(self.links)):
             values[f"_link_{i}"] = tracking.make_tracking_token(self.key, tracking.KIND_CLICK, email_id, i)
         values["_open"] = tracking.make_tracking_token(self.key, tracking.KIND_OPEN, email_id)
-        unsubscribe = f"{self.base}/t/u/{tracking.make_tracking_token(self.key, tracking.KIND_UNSUBSCRIBE, email_id)}"
+        unsubscribe = self.unsubscribe_prefix + tracking.make_tracking_token(self.key, tracking.KIND_UNSUBSCRIBE,
+                                                                             email_id)
         values["_unsubscribe"] = unsubscribe
-        if unsubscribe.startswith("https://"):
-            headers = {"X-Postdesk-Id": str(email_id), **tracking.list_unsubscribe_headers(unsubscribe, None)}
-        else:  # RFC 8058 one-click needs https; a plain-http installation (a demo) offers the link alone
-            headers = {"X-Postdesk-Id": str(email_id), "List-Unsubscribe": f"<{unsubscribe}>"}
+        headers = {"X-Postdesk-Id": str(email_id), "List-Unsubscribe": f"<{unsubscribe}>"}
+        if self.one_click:  # RFC 8058 needs https; a plain-http installation (a demo) offers the link alone
+            headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         raw = self.message.render(address, values, message_id, headers)
         return self.signer.sign(raw)
 
 
-def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[CampaignRecipient, Email]]:
-    """Move up to `limit` pending recipients to 'sending' and give each its outbound Email row (one transaction)."""
+class Claimed:
+    """A claimed recipient (pk, address, fields, record_id, email_id) or its email (pk, message_id): plain rows, as
+    model instances cost more to build than the rest of a message's bookkeeping."""
+
+    __slots__ = ("pk", "address", "fields", "record_id", "email_id", "message_id", "return_path")
+
+    def __init__(self, pk, *, address="", fields=None, record_id=None, email_id=None, message_id=""):
+        self.pk, self.address, self.fields, self.record_id = pk, address, fields or {}, record_id
+        self.email_id, self.message_id, self.return_path = email_id, message_id, ""
+
+
+def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[Claimed, Claimed]]:
+    """Move up to `limit` pending recipients to 'sending' and give each its outbound Email row (one transaction).
+    Returns (recipient, email) pairs."""
     moment = clock.now()
     with transaction.atomic():
-        recipients = list(CampaignRecipient.objects.select_for_update(skip_locked=True)
-                          .filter(campaign=campaign, state=CampaignRecipient.State.PENDING).order_by("id")[:limit])
+        recipients = [
+            Claimed(pk, address=address, fields=fields, record_id=record_id, email_id=email_id)
+            for pk, address, fields, record_id, email_id in CampaignRecipient.objects.select_for_update(
+                skip_locked=True
+            )
+            .filter(campaign=campaign, state=CampaignRecipient.State.PENDING)
+            .order_by("id")
+            .values_list("id", "address", "fields", "record_id", "email_id")[:limit]
+        ]
         if not recipients:
             return []
         ids = [r.pk for r in recipients]
@@ -116,10 +140,8 @@ def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[Camp
             for r in fresh
         ]
         new_ids = insert(Email, columns, rows)
-        emails = [Email(pk=pk, project_id=campaign.project_id, message_id=row[17], to=[r.address])
-                  for pk, row, r in zip(new_ids, rows, fresh, strict=True)]
-        for r, e in zip(fresh, emails, strict=True):
-            r.email = e
+        emails = [Claimed(pk, message_id=row[17]) for pk, row in zip(new_ids, rows, strict=True)]
+        fresh_emails = {r.pk: e for r, e in zip(fresh, emails, strict=True)}
         with connection.cursor() as cursor:
             cursor.executemany(f"UPDATE {CampaignRecipient._meta.db_table} SET email_id = %s WHERE id = %s",
                                [(e.pk, r.pk) for r, e in zip(fresh, emails, strict=True)])
@@ -127,8 +149,9 @@ def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[Camp
         again = [r.email_id for r in recipients if r.pk not in fresh_ids]
         if again:  # claimed again after a temporary failure: the claim time tells recovery this claim is live
             Email.objects.filter(pk__in=again).update(next_attempt_at=moment)
-        existing = {e.pk: e for e in Email.objects.filter(pk__in=again)}
-        return [(r, r.email if r.pk in fresh_ids else existing[r.email_id]) for r in recipients]
+        existing = {pk: Claimed(pk, message_id=m) for pk, m in
+                    Email.objects.filter(pk__in=again).values_list("id", "message_id")}
+        return [(r, fresh_emails[r.pk] if r.pk in fresh_ids else existing[r.email_id]) for r in recipients]
 
 
 def base_address(campaign: Campaign) -> str:
@@ -153,7 +176,8 @@ def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: 
                 try:
                     if conn is None:
                         conn = POOL.get(endpoint, "")
-                    _, reply = conn.send(verp_address(base, email.pk), [recipient.address], raw,
+                    email.return_path = verp_address(base, email.pk)
+                    _, reply = conn.send(email.return_path, [recipient.address], raw,
                                          on_data_start=lambda e=email: journal.record(e.pk, "data"),
                                          on_data_refused=lambda e=email: journal.record(e.pk, "refused"))
                     results.append((recipient, email, raw, "sent", reply))
@@ -190,7 +214,7 @@ def record(campaign: Campaign, results: list[tuple]) -> None:
                 f"UPDATE {Email._meta.db_table} SET status = %s, smtp_response = %s, raw_id = %s, size = %s, "
                 "sent_at = %s, attempts = attempts + 1, return_path = %s WHERE id = %s",
                 [(Status.SENT if outcome == "sent" else Status.DROPPED, reply[:500], raw_id, len(raw), when,
-                  verp_address(base_address(campaign), email.pk), email.pk)
+                  email.return_path or verp_address(base_address(campaign), email.pk), email.pk)
                  for (_, email, raw, outcome, reply), raw_id in zip(done, raw_ids, strict=True)])
         CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in sent]).update(state=CampaignRecipient.State.SENT)
         CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in dropped]).update(
