@@ -1,6 +1,6 @@
 """Inbound ingest benchmark (issue: 400+ msg/s on this 2-core machine).
 
-~10 KB multipart messages (text + HTML + a small attachment, five languages) over 10 parallel SMTP sessions into
+~10 KB multipart messages (text + HTML + a 4 KB attachment, five languages) over 10 parallel SMTP sessions into
 `postdesk smtpd` with `postdesk worker` running, timed from the first byte until every message is stored, parsed,
 threaded, routed and searchable (in the full-text index). The same client first pushes the same messages into a bare
 aiosmtpd sink: the reference. Latency: from the 250 after DATA to the email row (and its index entry) being visible.
@@ -60,7 +60,7 @@ def make_message(i: int, run: str) -> bytes:
 
     text = "\r\n".join(textwrap.wrap((TEXTS[lang] * 6)[:4000], 76))
     html = "<html><body><p>" + text.replace(". ", ".</p>\r\n<p>") + "</p></body></html>"
-    attachment = base64.encodebytes(random.Random(i).randbytes(1200)).decode().replace("\n", "\r\n")
+    attachment = base64.encodebytes(random.Random(i).randbytes(4400)).decode().replace("\n", "\r\n")
     parts = [
         f"From: Customer {i} <customer{i % 500}@example.com>",
         "To: support@acme.test",

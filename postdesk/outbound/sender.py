@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import queue
+import threading
 from collections import defaultdict
 
 from django.db import connection, transaction
@@ -70,6 +72,62 @@ def claim(ids: list[int]) -> list[Email]:
 
 
 BATCH = 50
+
+
+class SoonSender:
+    """Sending right after the commit, from a thread of the same process, instead of through the job store and the
+    worker: used by the web role (`postdesk web`), where an agent's reply then reaches the relay a job-store write
+    and a worker poll sooner. Safe like the job: `claim` moves each email once, the journal covers a crash, and the
+    worker's minutely `send_due` sends whatever a dead process left queued (or retries, as scheduled)."""
+
+    def __init__(self):
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, ids: list[int]) -> None:
+        with self._lock:
+            if self._thread is None or not self._thread.is_alive():  # started lazily: after a fork, in the child
+                self._thread = threading.Thread(target=self._run, name="postdesk-send-soon", daemon=True)
+                self._thread.start()
+        self._queue.put(list(ids))
+
+    def _run(self) -> None:
+        while True:
+            ids = self._queue.get()
+            while True:  # whatever else is waiting goes in the same batch
+                try:
+                    ids += self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            try:
+                deliver(ids)
+            except Exception:  # the database or the relay code failed: the job takes over
+                log.exception("sending from the web process failed; queuing the job")
+                try:
+                    from postdesk.outbound.tasks import send_emails
+
+                    send_emails(ids)
+                except Exception:  # the job store too: send_due finds them queued within a minute
+                    log.exception("could not queue the send job")
+            finally:
+                connection.close_if_unusable_or_obsolete()
+
+
+SOON = SoonSender()
+SEND_FROM_PROCESS = False  # set by `postdesk web` before its workers fork
+
+
+def send_after_commit(ids: list[int]) -> None:
+    """Have these emails sent once the current transaction commits: from this process in the web role, otherwise
+    by the worker (a job)."""
+    if SEND_FROM_PROCESS:
+        transaction.on_commit(lambda: SOON.submit(ids))
+    else:
+        from postdesk.core import jobs
+        from postdesk.outbound.tasks import send_emails
+
+        jobs.on_commit(send_emails, ids)
 
 
 def deliver(ids: list[int]) -> dict:

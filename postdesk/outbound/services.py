@@ -9,7 +9,7 @@ import re
 
 from django.conf import settings
 
-from postdesk.core import clock, jobs
+from postdesk.core import clock
 from postdesk.core.errors import Invalid
 from postdesk.emails import search, threads
 from postdesk.emails.models import Direction, Email, EmailContent, Kind, RawMessage, Status
@@ -160,9 +160,9 @@ def queue_email(
     from postdesk.reports.counters import count_sent
 
     count_sent(email)
-    from postdesk.outbound.tasks import send_emails
+    from postdesk.outbound.sender import send_after_commit
 
-    jobs.on_commit(send_emails, [email.pk])
+    send_after_commit([email.pk])
     return email
 
 

@@ -246,3 +246,29 @@ def test_header_injection_is_refused_before_anything_is_queued(project, smtp_sin
     assert field in (error.value.field or "").lower()
     assert not Email.objects.exists()
     assert smtp_sink.messages == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_web_role_sends_right_after_the_commit_from_its_own_thread_and_each_email_once(
+    project, smtp_sink, monkeypatch
+):
+    import time
+
+    from django.db import transaction
+
+    account = smtp_account(smtp_sink.port, security="none", auth="none")
+    monkeypatch.setattr(sender, "SEND_FROM_PROCESS", True)
+    with transaction.atomic():
+        emails = [
+            queue_email(project=project, account=account, kind=Kind.AGENT_REPLY, to=["customer@example.com"],
+                        subject=f"Reply {i}", text="Hello")
+            for i in range(3)
+        ]
+        time.sleep(0.2)
+        assert smtp_sink.messages == []  # nothing leaves before the commit
+    deadline = time.monotonic() + 10
+    while len(smtp_sink.messages) < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    sender.deliver([e.pk for e in emails])  # the job arriving late finds them sent: nothing twice
+    assert len(smtp_sink.messages) == 3
+    assert set(Email.objects.filter(pk__in=[e.pk for e in emails]).values_list("status", flat=True)) == {Status.SENT}

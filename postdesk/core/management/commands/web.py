@@ -37,6 +37,9 @@ class Command(BaseCommand):
             ensure_free(host, port, "HTTP")
         except AddressError as exc:
             raise CommandError(str(exc))
+        from postdesk.outbound import sender
+
+        sender.SEND_FROM_PROCESS = True  # replies go to the relay from the web process, right after the commit
         WebServer(
             {
                 "bind": f"[{host}]:{port}" if ":" in host else f"{host}:{port}",
