@@ -175,6 +175,13 @@ class Email(models.Model):
             # the agents' lists: new emails of a queue, oldest first (a plain composite index: SQLite cannot use a
             # partial index when the status comes as a bound parameter, as the ORM sends it)
             models.Index(fields=["queue", "status", "ticket", "date", "id"], name="email_new_by_queue"),
+            # ... and the same list for PostgreSQL, whose planner misjudges the composite index (it estimated ~6,000
+            # rows for 600 and read the whole unticketed set: 100 ms at 300k emails, 0.7 ms with this one)
+            models.Index(
+                fields=["queue", "date", "id"],
+                condition=Q(status="new", ticket__isnull=True),
+                name="email_inbox",
+            ),
             models.Index(fields=["ticket", "date"], name="email_ticket_date"),
             models.Index(fields=["thread", "date"], name="email_thread_date"),
             models.Index(fields=["message_id"], name="email_message_id"),
