@@ -189,10 +189,24 @@ class Email(models.Model):
                 fields=["status", "next_attempt_at"], condition=Q(direction="out"), name="email_outbox"
             ),
             models.Index(fields=["return_path"], condition=~Q(return_path=""), name="email_return_path"),
+            # the emails of a sender (the email log's sender filter through KnownSender; its delete trigger)
+            models.Index(fields=["from_address", "from_name"], name="email_sender"),
         ]
 
     def __str__(self):
         return f"{self.direction} {self.id} {self.subject[:40]}"
+
+
+class KnownSender(models.Model):
+    """Each distinct (address, display name) among the emails' senders. Database triggers on emails_email keep it
+    (migration 0008: every way an email is written or deleted, bulk SQL included). The email log's sender substring
+    filter searches these rows (tens of thousands, not millions), then reads the emails of the matching addresses."""
+
+    address = models.CharField(max_length=320)
+    name = models.CharField(max_length=500)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["address", "name"], name="known_sender_unique")]
 
 
 class EmailContent(models.Model):

@@ -182,6 +182,11 @@ def unindex_addresses(rows) -> None:
             )
 
 
+def contains_pattern(term: str) -> str:
+    """A LIKE/ILIKE pattern (escape character backslash) matching values that contain `term`."""
+    return "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def address_filter_sql(column: str, term: str) -> tuple[str, list] | None:
     """(sql, params) for a WHERE condition on emails_email matching `term` as a substring of the sender
     (column='sender') or the recipients (column='recipients'), index-assisted; None: use a plain scan."""
@@ -192,7 +197,7 @@ def address_filter_sql(column: str, term: str) -> tuple[str, list] | None:
         quoted = '"' + term.replace('"', '""') + '"'
         return (f"emails_email.id IN (SELECT rowid FROM {SQLITE_ADDRESS_TABLE} "
                 f"WHERE {SQLITE_ADDRESS_TABLE} MATCH %s)", [f"{column} : {quoted}"])
-    like = "%" + term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    like = contains_pattern(term)
     if column == "sender":
         return "(emails_email.from_address ILIKE %s OR emails_email.from_name ILIKE %s)", [like, like]
     return "(emails_email.\"to\"::text ILIKE %s OR emails_email.cc::text ILIKE %s)", [like, like]
@@ -221,6 +226,119 @@ def drop_address_schema(schema_editor) -> None:
     else:
         for name in ("email_from_address_trgm", "email_from_name_trgm", "email_to_trgm", "email_cc_trgm"):
             schema_editor.execute(f"DROP INDEX IF EXISTS {name}")
+
+
+# Known senders (the email log's sender filter) -------------------------------------------------------------------
+# emails_knownsender holds each distinct (address, name) of the emails' senders, kept by triggers so that no way of
+# writing emails can miss it. A substring is looked up there (a scan of a small table on SQLite, pg_trgm on
+# PostgreSQL); the emails of the matching addresses are then read through the (from_address, from_name) index.
+
+SENDER_TABLE = "emails_knownsender"
+SENDER_TRGM = "emails_knownsender_trgm"  # SQLite
+SENDER_CAP = 1000  # more matching senders: too common for an address list; the log walks its ordered index instead
+
+_SQLITE_SENDER_TRIGGERS = (
+    f"""CREATE TRIGGER IF NOT EXISTS emails_sender_added AFTER INSERT ON emails_email BEGIN
+        INSERT INTO {SENDER_TABLE}(address, name) VALUES (NEW.from_address, NEW.from_name)
+        ON CONFLICT DO NOTHING; END""",
+    f"""CREATE TRIGGER IF NOT EXISTS emails_sender_changed
+        AFTER UPDATE OF from_address, from_name ON emails_email
+        WHEN NEW.from_address IS NOT OLD.from_address OR NEW.from_name IS NOT OLD.from_name BEGIN
+        INSERT INTO {SENDER_TABLE}(address, name) VALUES (NEW.from_address, NEW.from_name)
+        ON CONFLICT DO NOTHING;
+        DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
+        AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
+                        AND from_name = OLD.from_name); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS emails_sender_deleted AFTER DELETE ON emails_email BEGIN
+        DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
+        AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
+                        AND from_name = OLD.from_name); END""",
+    # the trigram index of the senders (an external-content FTS5 table kept by the sender table's own triggers)
+    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {SENDER_TRGM} USING fts5(address, name, content='{SENDER_TABLE}',
+        content_rowid='id', tokenize='trigram')""",
+    f"""CREATE TRIGGER IF NOT EXISTS known_sender_added AFTER INSERT ON {SENDER_TABLE} BEGIN
+        INSERT INTO {SENDER_TRGM}(rowid, address, name) VALUES (NEW.id, NEW.address, NEW.name); END""",
+    f"""CREATE TRIGGER IF NOT EXISTS known_sender_deleted AFTER DELETE ON {SENDER_TABLE} BEGIN
+        INSERT INTO {SENDER_TRGM}({SENDER_TRGM}, rowid, address, name) VALUES ('delete', OLD.id, OLD.address, OLD.name);
+        END""",
+)
+
+_PG_SENDER_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION emails_known_sender() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        INSERT INTO {SENDER_TABLE}(address, name) VALUES (NEW.from_address, NEW.from_name) ON CONFLICT DO NOTHING;
+    END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN
+        DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
+        AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
+                        AND from_name = OLD.from_name);
+    END IF;
+    RETURN NULL;
+END $$"""
+
+_PG_SENDER_TRIGGERS = (
+    "CREATE TRIGGER emails_sender_added AFTER INSERT ON emails_email "
+    "FOR EACH ROW EXECUTE FUNCTION emails_known_sender()",
+    "CREATE TRIGGER emails_sender_changed AFTER UPDATE OF from_address, from_name ON emails_email FOR EACH ROW "
+    "WHEN (NEW.from_address IS DISTINCT FROM OLD.from_address OR NEW.from_name IS DISTINCT FROM OLD.from_name) "
+    "EXECUTE FUNCTION emails_known_sender()",
+    "CREATE TRIGGER emails_sender_deleted AFTER DELETE ON emails_email "
+    "FOR EACH ROW EXECUTE FUNCTION emails_known_sender()",
+)
+
+
+def create_sender_schema(schema_editor) -> None:
+    """The triggers and (PostgreSQL) trigram indexes of emails_knownsender, and the senders of existing emails."""
+    if schema_editor.connection.vendor == "sqlite":
+        statements = _SQLITE_SENDER_TRIGGERS
+    else:
+        statements = (
+            _PG_SENDER_FUNCTION,
+            *_PG_SENDER_TRIGGERS,
+            f"CREATE INDEX IF NOT EXISTS known_sender_address_trgm ON {SENDER_TABLE} USING gin (address gin_trgm_ops)",
+            f"CREATE INDEX IF NOT EXISTS known_sender_name_trgm ON {SENDER_TABLE} USING gin (name gin_trgm_ops)",
+        )
+    for statement in statements:
+        schema_editor.execute(statement)
+    schema_editor.execute(
+        f"INSERT INTO {SENDER_TABLE}(address, name) SELECT DISTINCT from_address, from_name FROM emails_email "
+        "WHERE true ON CONFLICT DO NOTHING"  # WHERE: SQLite parses ON after a bare FROM as a join
+    )
+
+
+def drop_sender_schema(schema_editor) -> None:
+    if schema_editor.connection.vendor == "sqlite":
+        for name in ("emails_sender_added", "emails_sender_changed", "emails_sender_deleted", "known_sender_added",
+                     "known_sender_deleted"):
+            schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}")
+        schema_editor.execute(f"DROP TABLE IF EXISTS {SENDER_TRGM}")
+        return
+    for name in ("emails_sender_added", "emails_sender_changed", "emails_sender_deleted"):
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name} ON emails_email")
+    schema_editor.execute("DROP FUNCTION IF EXISTS emails_known_sender()")
+
+
+def sender_addresses(term: str, cap: int = SENDER_CAP) -> list[str] | None:
+    """The sender addresses whose address or display name contains `term` (case-insensitively), or None when
+    there are more than `cap` of them."""
+    term = (term or "").strip()
+    if not term:
+        return None
+    if connection.vendor == "sqlite" and len(term) >= 3:  # the trigram index needs three characters
+        sql = (f"SELECT DISTINCT s.address FROM {SENDER_TRGM} t JOIN {SENDER_TABLE} s ON s.id = t.rowid "
+               f"WHERE {SENDER_TRGM} MATCH %s LIMIT %s")
+        params = ['"' + term.replace('"', '""') + '"', cap + 1]
+    else:
+        like = contains_pattern(term)
+        op = "LIKE" if connection.vendor == "sqlite" else "ILIKE"
+        sql = (f"SELECT DISTINCT address FROM {SENDER_TABLE} "
+               f"WHERE address {op} %s ESCAPE '\\' OR name {op} %s ESCAPE '\\' LIMIT %s")
+        params = [like, like, cap + 1]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = [row[0] for row in cursor.fetchall()]
+    return found if len(found) <= cap else None
 
 
 SELECTIVE = 5000  # at most this many matches: filter by the id set; more: walk the ordered index instead

@@ -764,10 +764,10 @@ def compact(*, deleted: bool = True, vacuum: bool | None = None) -> dict:
     if work:
         started = time.monotonic()
         search.optimize()
-        if connection.vendor == "sqlite":  # the address index is a contentless FTS5 table too
-            table = search.SQLITE_ADDRESS_TABLE
+        if connection.vendor == "sqlite":  # the address and sender indexes are FTS5 tables too
             with connection.cursor() as cursor:
-                cursor.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
+                for table in (search.SQLITE_ADDRESS_TABLE, search.SENDER_TRGM):
+                    cursor.execute(f"INSERT INTO {table}({table}) VALUES ('optimize')")
         info["fts_optimize_seconds"] = round(time.monotonic() - started, 3)
     with connection.cursor() as cursor:
         if connection.vendor == "sqlite":
