@@ -17,8 +17,17 @@ from django.db.models import F
 from postdesk.campaigns.models import Campaign, CampaignRecipient
 from postdesk.core import clock
 from postdesk.core.crypto import derive_key
-from postdesk.core.sqlbulk import db_datetime, db_json, insert
-from postdesk.emails.models import DeliveryEvent, Direction, Email, EventKind, Kind, RawMessage, Status
+from postdesk.core.sqlbulk import db_datetime, db_json, insert, update_ids
+from postdesk.emails.models import (
+    EVENT_BITS,
+    DeliveryEvent,
+    Direction,
+    Email,
+    EventKind,
+    Kind,
+    RawMessage,
+    Status,
+)
 from postdesk.emails.services import verp_address
 from postdesk.outbound import journal, tracking
 from postdesk.outbound.compose import make_message_id, prepare_template
@@ -72,7 +81,7 @@ class Prepared:
             headers={"Precedence": "bulk"},
         )
         self.signer = DkimSigner(account.dkim_private_key, account.domain, account.dkim_selector)
-        self.key = tracking_key()
+        self.tokens = tracking.TrackingTokens(tracking_key())
         self.base = base
         self.account = account
         # the unsubscribe URL is this prefix and a base64url token: checked once here, formatted per message
@@ -83,11 +92,11 @@ class Prepared:
 
     def render(self, email_id: int, message_id: str, address: str, fields: dict) -> bytes:
         values = dict(fields)
+        make = self.tokens.make
         for i in range(len(self.links)):
-            values[f"_link_{i}"] = tracking.make_tracking_token(self.key, tracking.KIND_CLICK, email_id, i)
-        values["_open"] = tracking.make_tracking_token(self.key, tracking.KIND_OPEN, email_id)
-        unsubscribe = self.unsubscribe_prefix + tracking.make_tracking_token(self.key, tracking.KIND_UNSUBSCRIBE,
-                                                                             email_id)
+            values[f"_link_{i}"] = make(tracking.KIND_CLICK, email_id, i)
+        values["_open"] = make(tracking.KIND_OPEN, email_id)
+        unsubscribe = self.unsubscribe_prefix + make(tracking.KIND_UNSUBSCRIBE, email_id)
         values["_unsubscribe"] = unsubscribe
         headers = {"X-Postdesk-Id": str(email_id), "List-Unsubscribe": f"<{unsubscribe}>"}
         if self.one_click:  # RFC 8058 needs https; a plain-http installation (a demo) offers the link alone
@@ -123,8 +132,7 @@ def claim(campaign: Campaign, prepared: Prepared, limit: int) -> list[tuple[Clai
         ]
         if not recipients:
             return []
-        ids = [r.pk for r in recipients]
-        CampaignRecipient.objects.filter(pk__in=ids).update(state=CampaignRecipient.State.SENDING)
+        update_ids(CampaignRecipient, "state = %s", [CampaignRecipient.State.SENDING], [r.pk for r in recipients])
         fresh = [r for r in recipients if r.email_id is None]
         domain = campaign.account.domain
         account = campaign.account
@@ -209,30 +217,24 @@ def record(campaign: Campaign, results: list[tuple]) -> None:
         done = sent + dropped
         raw_ids = insert(RawMessage, ["data", "sha256", "created_at"],
                          [(raw, hashlib.sha256(raw).hexdigest(), when) for _, _, raw, _, _ in done])
+        outcomes = {  # status, the event and its bit (the event counted once: event_flags)
+            "sent": (Status.SENT, EventKind.DELIVERED, EVENT_BITS[EventKind.DELIVERED]),
+            "dropped": (Status.DROPPED, EventKind.DROPPED, EVENT_BITS[EventKind.DROPPED]),
+        }
         with connection.cursor() as cursor:
             cursor.executemany(
                 f"UPDATE {Email._meta.db_table} SET status = %s, smtp_response = %s, raw_id = %s, size = %s, "
-                "sent_at = %s, attempts = attempts + 1, return_path = %s WHERE id = %s",
-                [(Status.SENT if outcome == "sent" else Status.DROPPED, reply[:500], raw_id, len(raw), when,
-                  email.return_path or verp_address(base_address(campaign), email.pk), email.pk)
+                "sent_at = %s, attempts = attempts + 1, return_path = %s, event_flags = event_flags | %s WHERE id = %s",
+                [(outcomes[outcome][0], reply[:500], raw_id, len(raw), when,
+                  email.return_path or verp_address(base_address(campaign), email.pk), outcomes[outcome][2], email.pk)
                  for (_, email, raw, outcome, reply), raw_id in zip(done, raw_ids, strict=True)])
-        CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in sent]).update(state=CampaignRecipient.State.SENT)
-        CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in dropped]).update(
-            state=CampaignRecipient.State.FAILED)
-        CampaignRecipient.objects.filter(pk__in=[r[0].pk for r in failed]).update(
-            state=CampaignRecipient.State.PENDING)
+        for state, rows in ((CampaignRecipient.State.SENT, sent), (CampaignRecipient.State.FAILED, dropped),
+                            (CampaignRecipient.State.PENDING, failed)):
+            update_ids(CampaignRecipient, "state = %s", [state], [r[0].pk for r in rows])
         insert(DeliveryEvent, ["email_id", "kind", "at", "detail"],
-               [(r[1].pk, EventKind.DELIVERED if r[3] == "sent" else EventKind.DROPPED, when,
-                 db_json({"reply": r[4][:200]})) for r in done], returning=False)
-        from postdesk.emails.models import EVENT_BITS
+               [(r[1].pk, outcomes[r[3]][1], when, db_json({"reply": r[4][:200]})) for r in done], returning=False)
         from postdesk.reports.counters import bump_bulk
 
-        if sent:
-            Email.objects.filter(pk__in=[r[1].pk for r in sent]).update(
-                event_flags=F("event_flags").bitor(EVENT_BITS[EventKind.DELIVERED]))
-        if dropped:
-            Email.objects.filter(pk__in=[r[1].pk for r in dropped]).update(
-                event_flags=F("event_flags").bitor(EVENT_BITS[EventKind.DROPPED]))
         bump_bulk(campaign.project_id, campaign.created_by_id, moment.date(), "mass",
                   {"sent": len(sent) + len(dropped), "delivered": len(sent), "dropped": len(dropped)})
         Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + len(sent), failed=F("failed") + len(dropped))

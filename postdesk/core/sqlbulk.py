@@ -75,3 +75,21 @@ def insert_objects(model, objs: list) -> None:
         obj.pk = pk
         obj._state.adding = False
         obj._state.db = "default"
+
+
+def update_ids(model, assignments: str, params: list, ids: list[int]) -> int:
+    """UPDATE the rows with these ids: ``assignments`` is the SET clause with %s placeholders for ``params`` (fixed
+    SQL from the caller, values bound). Returns the number of rows changed."""
+    if not ids:
+        return 0
+    table = connection.ops.quote_name(model._meta.db_table)
+    changed = 0
+    chunk = MAX_PARAMS - len(params)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), chunk):
+            part = ids[start : start + chunk]
+            cursor.execute(
+                f"UPDATE {table} SET {assignments} WHERE id IN ({', '.join(['%s'] * len(part))})", [*params, *part]
+            )
+            changed += cursor.rowcount
+    return changed

@@ -115,6 +115,18 @@ def test_it_carries_only_an_email_id_and_link_index_in_tracking_tokens():
         )
 
 
+def test_the_many_message_token_maker_makes_the_same_signed_tokens():
+    from postdesk.outbound.tracking import _TRACKING_PURPOSE, TrackingTokens, _uvarint
+
+    tokens = TrackingTokens(KEY)
+    for kind, email_id, index in [(KIND_CLICK, 42, 3), (KIND_OPEN, 2**40, 0), (KIND_UNSUBSCRIBE, 7, 0)]:
+        token = tokens.make(kind, email_id, index)
+        assert token == make_tracking_token(KEY, kind, email_id, index)
+        payload = kind.encode() + _uvarint(email_id) + _uvarint(index)
+        assert token == sign_token(payload, KEY, purpose=_TRACKING_PURPOSE)
+        assert read_tracking_token(KEY, token, kind) == (email_id, index)
+
+
 def test_it_does_not_accept_a_token_of_one_kind_as_another():
     open_token = make_tracking_token(KEY, KIND_OPEN, 5)
     assert read_tracking_token(KEY, open_token, KIND_OPEN) == (5, 0)
