@@ -257,8 +257,11 @@ def test_it_never_outputs_active_content(pieces):
     ):
         assert bad not in low
     for tag in re.findall(r'<[a-z](?:[^>"]|"[^"]*")*>', low):
-        assert "javascript:" not in tag and "expression(" not in tag, tag
-        assert not re.search(r"\son[a-z]+=", tag), tag
+        # attribute names outside the quoted values (a title may well say "onerror=", escaped and inert)
+        assert not re.search(r"\son[a-z]+=", re.sub(r'"[^"]*"', '""', tag)), tag
+        for name, value in re.findall(r'\s([a-z-]+)="([^"]*)"', tag):
+            if name in ("href", "src", "background", "style", "action", "formaction", "xlink:href"):
+                assert "javascript:" not in value and "expression(" not in value, tag
         assert not re.search(r'\s(?:src|background)="(?:https?:)?//', tag), tag
     assert "\x00" not in out
 
