@@ -190,7 +190,7 @@ class Email(models.Model):
             ),
             models.Index(fields=["return_path"], condition=~Q(return_path=""), name="email_return_path"),
             # the emails of a sender (the email log's sender filter through KnownSender; its delete trigger)
-            models.Index(fields=["from_address", "from_name"], name="email_sender"),
+            models.Index(fields=["from_address", "from_name", "date"], name="email_sender"),
         ]
 
     def __str__(self):
@@ -204,6 +204,7 @@ class KnownSender(models.Model):
 
     address = models.CharField(max_length=320)
     name = models.CharField(max_length=500)
+    search = models.TextField()  # lower(name || ' ' || address), written by the triggers: what substrings match
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["address", "name"], name="known_sender_unique")]

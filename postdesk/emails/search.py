@@ -6,6 +6,7 @@ Index entries are written in the same transaction as the email (``index``) and r
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 
@@ -235,16 +236,19 @@ def drop_address_schema(schema_editor) -> None:
 
 SENDER_TABLE = "emails_knownsender"
 SENDER_TRGM = "emails_knownsender_trgm"  # SQLite
-SENDER_CAP = 1000  # more matching senders: too common for an address list; the log walks its ordered index instead
+SENDER_CAP = 5000  # more matching senders: too common for an address list; the log walks its ordered index instead
+NAME_PAIRS_CAP = 200  # senders matched by their name only are looked up as (address, name) pairs
 
 _SQLITE_SENDER_TRIGGERS = (
     f"""CREATE TRIGGER IF NOT EXISTS emails_sender_added AFTER INSERT ON emails_email BEGIN
-        INSERT INTO {SENDER_TABLE}(address, name) VALUES (NEW.from_address, NEW.from_name)
+        INSERT INTO {SENDER_TABLE}(address, name, search)
+        VALUES (NEW.from_address, NEW.from_name, lower(NEW.from_name || ' ' || NEW.from_address))
         ON CONFLICT DO NOTHING; END""",
     f"""CREATE TRIGGER IF NOT EXISTS emails_sender_changed
         AFTER UPDATE OF from_address, from_name ON emails_email
         WHEN NEW.from_address IS NOT OLD.from_address OR NEW.from_name IS NOT OLD.from_name BEGIN
-        INSERT INTO {SENDER_TABLE}(address, name) VALUES (NEW.from_address, NEW.from_name)
+        INSERT INTO {SENDER_TABLE}(address, name, search)
+        VALUES (NEW.from_address, NEW.from_name, lower(NEW.from_name || ' ' || NEW.from_address))
         ON CONFLICT DO NOTHING;
         DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
         AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
@@ -267,7 +271,8 @@ _PG_SENDER_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION emails_known_sender() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO {SENDER_TABLE}(address, name) VALUES (NEW.from_address, NEW.from_name) ON CONFLICT DO NOTHING;
+        INSERT INTO {SENDER_TABLE}(address, name, search)
+        VALUES (NEW.from_address, NEW.from_name, lower(NEW.from_name || ' ' || NEW.from_address)) ON CONFLICT DO NOTHING;
     END IF;
     IF TG_OP IN ('DELETE', 'UPDATE') THEN
         DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
@@ -296,14 +301,14 @@ def create_sender_schema(schema_editor) -> None:
         statements = (
             _PG_SENDER_FUNCTION,
             *_PG_SENDER_TRIGGERS,
-            f"CREATE INDEX IF NOT EXISTS known_sender_address_trgm ON {SENDER_TABLE} USING gin (address gin_trgm_ops)",
-            f"CREATE INDEX IF NOT EXISTS known_sender_name_trgm ON {SENDER_TABLE} USING gin (name gin_trgm_ops)",
+            f"CREATE INDEX IF NOT EXISTS known_sender_search_trgm ON {SENDER_TABLE} USING gin (search gin_trgm_ops)",
         )
     for statement in statements:
         schema_editor.execute(statement)
     schema_editor.execute(
-        f"INSERT INTO {SENDER_TABLE}(address, name) SELECT DISTINCT from_address, from_name FROM emails_email "
-        "WHERE true ON CONFLICT DO NOTHING"  # WHERE: SQLite parses ON after a bare FROM as a join
+        f"INSERT INTO {SENDER_TABLE}(address, name, search) SELECT from_address, from_name, "
+        "lower(from_name || ' ' || from_address) FROM emails_email GROUP BY from_address, from_name "
+        "ON CONFLICT DO NOTHING"
     )
 
 
@@ -319,26 +324,51 @@ def drop_sender_schema(schema_editor) -> None:
     schema_editor.execute("DROP FUNCTION IF EXISTS emails_known_sender()")
 
 
-def sender_addresses(term: str, cap: int = SENDER_CAP) -> list[str] | None:
-    """The sender addresses whose address or display name contains `term` (case-insensitively), or None when
-    there are more than `cap` of them."""
+def sender_matches(term: str, cap: int = SENDER_CAP) -> tuple[list[str], list[tuple[str, str]]] | None:
+    """The known senders whose "name address" contains `term` (case-insensitively): (addresses whose every email
+    matches, because the address itself contains the term; (address, name) pairs matched through the name only).
+    None when there are more than `cap` of them, or more than NAME_PAIRS_CAP name-only pairs."""
     term = (term or "").strip()
     if not term:
         return None
     if connection.vendor == "sqlite" and len(term) >= 3:  # the trigram index needs three characters
-        sql = (f"SELECT DISTINCT s.address FROM {SENDER_TRGM} t JOIN {SENDER_TABLE} s ON s.id = t.rowid "
-               f"WHERE {SENDER_TRGM} MATCH %s LIMIT %s")
+        sql = (
+            f"SELECT s.address, s.name FROM {SENDER_TRGM} t JOIN {SENDER_TABLE} s ON s.id = t.rowid "
+            f"WHERE {SENDER_TRGM} MATCH %s LIMIT %s"
+        )
         params = ['"' + term.replace('"', '""') + '"', cap + 1]
-    else:
-        like = contains_pattern(term)
-        op = "LIKE" if connection.vendor == "sqlite" else "ILIKE"
-        sql = (f"SELECT DISTINCT address FROM {SENDER_TABLE} "
-               f"WHERE address {op} %s ESCAPE '\\' OR name {op} %s ESCAPE '\\' LIMIT %s")
-        params = [like, like, cap + 1]
+    else:  # PostgreSQL (pg_trgm on the lower-cased column), or a term too short for SQLite's trigrams (a scan)
+        sql = f"SELECT address, name FROM {SENDER_TABLE} WHERE search LIKE %s ESCAPE '\\' LIMIT %s"
+        params = [contains_pattern(term.lower()), cap + 1]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        found = [row[0] for row in cursor.fetchall()]
-    return found if len(found) <= cap else None
+        found = cursor.fetchall()
+    if len(found) > cap:
+        return None
+    lowered = term.lower()
+    addresses = sorted({a for a, _ in found if lowered in a.lower()})
+    whole = set(addresses)
+    pairs = sorted({(a, n) for a, n in found if a not in whole})
+    return (addresses, pairs) if len(pairs) <= NAME_PAIRS_CAP else None
+
+
+def sender_condition(addresses: list[str], pairs: list[tuple[str, str]]) -> dict:
+    """QuerySet.extra() arguments restricting emails to these senders (every email of `addresses`, the emails of
+    `pairs` of address and name). PostgreSQL gets them as one JSON text: a thousand addresses as separate parameters,
+    or as arrays (quoted element by element by the driver), cost more than the query."""
+    if connection.vendor == "postgresql":
+        return {
+            "where": [
+                "(emails_email.from_address IN (SELECT json_array_elements_text(%s::json)) OR "
+                "(emails_email.from_address, emails_email.from_name) IN "
+                "(SELECT a, n FROM json_to_recordset(%s::json) AS p(a text, n text)))"
+            ],
+            "params": [json.dumps(addresses), json.dumps([{"a": a, "n": n} for a, n in pairs])],
+        }
+    terms = [f"emails_email.from_address IN ({', '.join(['%s'] * len(addresses))})"] if addresses else []
+    terms += ["(emails_email.from_address = %s AND emails_email.from_name = %s)"] * len(pairs)
+    params = [*addresses, *(value for pair in pairs for value in pair)]
+    return {"where": [f"({' OR '.join(terms) or '0 = 1'})"], "params": params}
 
 
 SELECTIVE = 5000  # at most this many matches: filter by the id set; more: walk the ordered index instead

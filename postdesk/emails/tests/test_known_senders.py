@@ -53,7 +53,7 @@ def test_rows_written_with_plain_sql_are_known_too(project):
             ["bulk@example.net", "Bulk Sender", template.pk],
         )
     assert ("bulk@example.net", "Bulk Sender") in known()
-    assert search.sender_addresses("bulk@exa") == ["bulk@example.net"]
+    assert search.sender_matches("bulk@exa") == (["bulk@example.net"], [])
 
 
 @pytest.mark.skipif("connection.vendor != 'sqlite'")
@@ -68,27 +68,34 @@ def test_the_sqlite_trigram_index_follows_the_table(project):
         cursor.execute(f"INSERT INTO {search.SENDER_TRGM}({search.SENDER_TRGM}, rank) VALUES ('integrity-check', 1)")
 
 
-def test_sender_addresses_by_address_or_name_and_literal_wildcards(project):
+def test_sender_matches_by_address_or_name_and_literal_wildcards(project):
     inbound_email(project, sender="anna.kovacs@example.hu")
     email = inbound_email(project, sender="x_y%z@example.com")
-    Email.objects.filter(pk=email.pk).update(from_name="Zoltán Példa")
-    assert search.sender_addresses("KOVACS") == ["anna.kovacs@example.hu"]
-    assert search.sender_addresses("Példa") == ["x_y%z@example.com"]
-    assert search.sender_addresses("_y%") == ["x_y%z@example.com"]
-    assert search.sender_addresses("y%") == ["x_y%z@example.com"]  # short terms: a scan, same answer
-    assert search.sender_addresses("nobody") == []
-    assert sorted(search.sender_addresses("example")) == ["anna.kovacs@example.hu", "x_y%z@example.com"]
-    assert search.sender_addresses("example", cap=1) is None  # too common: the caller walks the index instead
+    Email.objects.filter(pk=email.pk).update(from_name="Zoltan Pelda")
+    assert search.sender_matches("KOVACS") == (["anna.kovacs@example.hu"], [])
+    # through the name only: that name's emails, not every email of the address
+    assert search.sender_matches("Pelda") == ([], [("x_y%z@example.com", "Zoltan Pelda")])
+    assert search.sender_matches("_y%") == (["x_y%z@example.com"], [])
+    assert search.sender_matches("y%") == (["x_y%z@example.com"], [])  # short terms: a scan, same answer
+    assert search.sender_matches("nobody") == ([], [])
+    assert search.sender_matches("example")[0] == ["anna.kovacs@example.hu", "x_y%z@example.com"]
+    assert search.sender_matches("example", cap=1) is None  # too common: the caller walks the index instead
 
 
 @pytest.mark.parametrize("cap", [1000, 0])
 def test_the_filter_gives_the_same_emails_rare_or_common(api, sam, project, monkeypatch, cap):
     monkeypatch.setattr(search, "SENDER_CAP", cap)
-    monkeypatch.setattr(search.sender_addresses, "__defaults__", (cap,))
+    monkeypatch.setattr(search.sender_matches, "__defaults__", (cap,))
     ada = inbound_email(project, sender="ada@example.com")
     named = inbound_email(project, sender="someone@example.org")
     Email.objects.filter(pk=named.pk).update(from_name="Ada Lovelace")
+    inbound_email(project, sender="someone@example.org")  # same address, another name: not a match
     inbound_email(project, sender="bob@example.org")
     response = api(sam).get("/api/v1/emails", sender="ada", include_ticketed="true")
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["items"]] == [named.pk, ada.pk]
+    second = api(sam).get("/api/v1/emails", sender="ada", include_ticketed="true", limit=1)
+    assert [item["id"] for item in second.json()["items"]] == [named.pk]
+    cursor = second.json()["next_cursor"]
+    rest = api(sam).get("/api/v1/emails", sender="ada", include_ticketed="true", limit=1, cursor=cursor)
+    assert [item["id"] for item in rest.json()["items"]] == [ada.pk]
