@@ -62,7 +62,7 @@ class Config:
     mass_cname_target: str = ""  # POSTDESK_MASS_CNAME_TARGET: where customers' return-path/tracking CNAME points
     dns_server: str = ""  # POSTDESK_DNS_SERVER: HOST:PORT of the resolver used to verify DNS records (default: system)
     worker_type: str = "process"  # POSTDESK_WORKER_TYPE: process (every core) or thread
-    worker_count: int = 4  # POSTDESK_WORKERS: background job workers
+    worker_count: int = 6  # POSTDESK_WORKERS: background job workers (a campaign's senders take up to four)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -188,7 +188,7 @@ def load(env: dict | None = None) -> Config:
         mass_spf=env.get("POSTDESK_MASS_SPF") or f"include:_spf.{urlsplit(public_url).hostname or 'localhost'}",
         mass_cname_target=env.get("POSTDESK_MASS_CNAME_TARGET") or (urlsplit(public_url).hostname or "localhost"),
         dns_server=env.get("POSTDESK_DNS_SERVER") or "",
-        worker_count=_int(env, "POSTDESK_WORKERS", 4),
+        worker_count=_int(env, "POSTDESK_WORKERS", 6),
     )
 
 
@@ -198,7 +198,7 @@ def database_settings(config: Config) -> dict:
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         return {
-            "ENGINE": "postdesk.core.sqlite",  # Django's, with a queue for writers (core/sqlite/base.py)
+            "ENGINE": "django.db.backends.sqlite3",
             "NAME": path,
             # no memory-mapped I/O (mmap_size stays 0): when another process shrinks the file (retention's VACUUM
             # and checkpoint), a process with the file mapped gets SIGBUS (seen in the test suite)

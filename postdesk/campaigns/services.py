@@ -66,13 +66,22 @@ def create_campaign(*, project, account, template, recipients: list[dict], track
     return campaign
 
 
+def sending_jobs(cpus: int, workers: int) -> int:
+    """How many jobs send one campaign: two per core (while one process waits for the database or the relay the
+    other computes: one per core left ~15 % of the CPU idle), at most four, and always leaving two job workers
+    free for everything else (inbound processing must not wait for a campaign)."""
+    return max(1, min(4, 2 * cpus, workers - 2))
+
+
 def start_senders(campaign: Campaign) -> None:
-    """Queue the campaign's sending jobs: one per core, each claiming its own chunks of recipients."""
+    """Queue the campaign's sending jobs, each claiming its own chunks of recipients."""
     import os
+
+    from django.conf import settings
 
     from postdesk.campaigns.tasks import run_campaign
 
-    for _ in range(max(1, min(4, os.cpu_count() or 1))):
+    for _ in range(sending_jobs(os.cpu_count() or 1, settings.JOBS_WORKERS)):
         jobs.on_commit(run_campaign, campaign.pk)
 
 

@@ -17,8 +17,6 @@ from pathlib import Path
 
 from django.conf import settings
 
-from postdesk.core.sqlite.lock import WriterLock
-
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS spool (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -69,7 +67,6 @@ def connect() -> sqlite3.Connection:
         conn.execute("INSERT OR IGNORE INTO meta (name, value) VALUES ('generation', ?)", (uuid.uuid4().hex[:12],))
         _local.generation = conn.execute("SELECT value FROM meta WHERE name = 'generation'").fetchone()[0]
         _local.conn, _local.pid, _local.path = conn, os.getpid(), path()
-        _local.lock = WriterLock(f"{path()}-writer.lock")  # writers queue here rather than in SQLite's busy handler
     return conn
 
 
@@ -86,7 +83,8 @@ def put(deliveries, moment_text) -> list:
 
     conn = connect()
     results = []
-    with _local.lock.held_for(conn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
         for delivery in deliveries:
             key = dedup_key(delivery.raw)
             targets = {}
@@ -111,6 +109,10 @@ def put(deliveries, moment_text) -> list:
                  json.dumps([[a, p] for p, a in targets.items()]), key, delivery.raw),
             )
             results.append(cursor.lastrowid)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     return results
 
 
@@ -119,12 +121,17 @@ def claim(limit: int = 64) -> tuple[str, list[tuple]]:
     conn = connect()
     token = uuid.uuid4().hex
     now = time.time()
-    with _local.lock.held_for(conn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
         conn.execute(
             "UPDATE spool SET claimed_by = ?, claimed_at = ? WHERE id IN (SELECT id FROM spool "
             "WHERE claimed_by IS NULL OR claimed_at < ? ORDER BY id LIMIT ?)",
             (token, now, now - CLAIM_TIMEOUT, limit),
         )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
     rows = conn.execute(
         "SELECT id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, dedup_key, raw FROM spool "
         "WHERE claimed_by = ? ORDER BY id", (token,)).fetchall()
@@ -136,8 +143,13 @@ def release(ids: list[int]) -> None:
     if not ids:
         return
     conn = connect()
-    with _local.lock.held_for(conn):
+    conn.execute("BEGIN IMMEDIATE")
+    try:
         conn.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def pending() -> int:

@@ -29,7 +29,7 @@ def test_it_accepts_a_placeholder_key_in_the_demo(tmp_path):
 def test_it_defaults_to_sqlite_in_wal_mode_in_the_data_directory(tmp_path):
     config = conf.load({"POSTDESK_DATA_DIR": str(tmp_path)})
     db = conf.database_settings(config)
-    assert db["ENGINE"] == "postdesk.core.sqlite"
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
     assert db["NAME"] == str(tmp_path / "postdesk.sqlite3")
     assert "journal_mode=WAL" in db["OPTIONS"]["init_command"]
     assert config.broker_url == f"sqlite:///{tmp_path / 'jobs.sqlite3'}"
