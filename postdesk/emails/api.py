@@ -181,7 +181,7 @@ def filtered(user, f: EmailFilters):
     if sender:
         matches = search.sender_matches(sender)
         indexed = search.address_filter_sql("sender", sender) if connection.vendor != "sqlite" else None
-        if matches is not None:  # the emails of these few senders, through the (from_address, from_name) index
+        if matches is not None:  # the emails of these few senders, through the sender index
             senders = (matches, qs)
             qs = qs.extra(**search.sender_condition(*matches))  # noqa: S610 - fixed SQL, bound parameters
         elif indexed is not None:  # PostgreSQL: its trigram indexes on the columns
@@ -254,10 +254,11 @@ def page(qs, limit: int, cursor: str | None) -> tuple[list[Email], str | None]:
 
 
 def sender_page_ids(qs, senders: tuple[list[str], list[tuple[str, str]]], limit: int) -> list[int]:
-    """PostgreSQL: the newest `limit` ids of `qs` (every filter but the sender's) sent by these senders: a lateral join reads each matching sender's
-    newest emails through the (from_address, from_name) index, then the few candidates are merged. Left to itself
-    the planner either walked the date index past tens of thousands of rows (matches spread over a year) or
-    intersected bitmaps of the date and queue indexes: 35-45 ms at 1M emails where this takes a few."""
+    """PostgreSQL: the newest `limit` ids of `qs` (every filter but the sender's) sent by these senders. A lateral
+    join reads each sender's newest emails through the (from_address, from_name, date) index, then the few
+    candidates are merged. Left to itself the planner either walked the date index past tens of thousands of rows
+    (matches spread over a year) or intersected bitmaps of the date and queue indexes: 35-45 ms at 1M emails where
+    this takes a few."""
     addresses, pairs = senders
     rows = [{"address": a, "name": "", "whole": True} for a in addresses]
     rows += [{"address": a, "name": n, "whole": False} for a, n in pairs]
