@@ -3,8 +3,10 @@ SMTP sink as reference, percentiles, results written to bench/results/."""
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import socket
 import statistics
 import subprocess
@@ -47,6 +49,8 @@ class Installation:
 
     def __init__(self, database_url: str | None = None):
         self.dir = Path(tempfile.mkdtemp(prefix="postdesk-bench-"))
+        if not os.environ.get("POSTDESK_BENCH_KEEP"):  # a million-email run leaves 2 GB behind otherwise
+            atexit.register(shutil.rmtree, self.dir, ignore_errors=True)
         self.env = {k: v for k, v in os.environ.items() if k not in ("DJANGO_SETTINGS_MODULE",)}
         self.env.update(POSTDESK_DATA_DIR=str(self.dir), POSTDESK_LOG_LEVEL="WARNING")
         if database_url:
