@@ -231,54 +231,52 @@ def drop_address_schema(schema_editor) -> None:
 
 # Known senders (the email log's sender filter) -------------------------------------------------------------------
 # emails_knownsender holds each distinct (address, name) of the emails' senders, kept by triggers so that no way of
-# writing emails can miss it. A substring is looked up there (a scan of a small table on SQLite, pg_trgm on
-# PostgreSQL); the emails of the matching addresses are then read through the (from_address, from_name) index.
+# writing emails can miss it. A substring is looked up there (an FTS5 trigram table over it on SQLite, pg_trgm on its
+# lower-cased `search` column on PostgreSQL); the emails of the matching senders are then read through the
+# (from_address, from_name, date) index.
 
 SENDER_TABLE = "emails_knownsender"
 SENDER_TRGM = "emails_knownsender_trgm"  # SQLite
 SENDER_CAP = 5000  # more matching senders: too common for an address list; the log walks its ordered index instead
 NAME_PAIRS_CAP = 200  # senders matched by their name only are looked up as (address, name) pairs
 
+
+def _sender_search(prefix: str = "") -> str:
+    """The SQL of a known sender's `search` value from an email row (`prefix`: NEW. in a trigger)."""
+    return f"lower({prefix}from_name || ' ' || {prefix}from_address)"
+
+
+# what the triggers do (the same statements in SQLite's triggers and PostgreSQL's trigger function)
+_SENDER_ADD = (
+    f"INSERT INTO {SENDER_TABLE}(address, name, search) "
+    f"VALUES (NEW.from_address, NEW.from_name, {_sender_search('NEW.')}) ON CONFLICT DO NOTHING;"
+)
+_SENDER_FORGET = (  # the old sender, once no email has it any more
+    f"DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name "
+    "AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address AND from_name = OLD.from_name);"
+)
+
 _SQLITE_SENDER_TRIGGERS = (
-    f"""CREATE TRIGGER IF NOT EXISTS emails_sender_added AFTER INSERT ON emails_email BEGIN
-        INSERT INTO {SENDER_TABLE}(address, name, search)
-        VALUES (NEW.from_address, NEW.from_name, lower(NEW.from_name || ' ' || NEW.from_address))
-        ON CONFLICT DO NOTHING; END""",
-    f"""CREATE TRIGGER IF NOT EXISTS emails_sender_changed
-        AFTER UPDATE OF from_address, from_name ON emails_email
-        WHEN NEW.from_address IS NOT OLD.from_address OR NEW.from_name IS NOT OLD.from_name BEGIN
-        INSERT INTO {SENDER_TABLE}(address, name, search)
-        VALUES (NEW.from_address, NEW.from_name, lower(NEW.from_name || ' ' || NEW.from_address))
-        ON CONFLICT DO NOTHING;
-        DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
-        AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
-                        AND from_name = OLD.from_name); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS emails_sender_deleted AFTER DELETE ON emails_email BEGIN
-        DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
-        AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
-                        AND from_name = OLD.from_name); END""",
+    f"CREATE TRIGGER IF NOT EXISTS emails_sender_added AFTER INSERT ON emails_email BEGIN {_SENDER_ADD} END",
+    "CREATE TRIGGER IF NOT EXISTS emails_sender_changed AFTER UPDATE OF from_address, from_name ON emails_email "
+    "WHEN NEW.from_address IS NOT OLD.from_address OR NEW.from_name IS NOT OLD.from_name "
+    f"BEGIN {_SENDER_ADD} {_SENDER_FORGET} END",
+    f"CREATE TRIGGER IF NOT EXISTS emails_sender_deleted AFTER DELETE ON emails_email BEGIN {_SENDER_FORGET} END",
     # the trigram index of the senders (an external-content FTS5 table kept by the sender table's own triggers)
-    f"""CREATE VIRTUAL TABLE IF NOT EXISTS {SENDER_TRGM} USING fts5(address, name, content='{SENDER_TABLE}',
-        content_rowid='id', tokenize='trigram')""",
-    f"""CREATE TRIGGER IF NOT EXISTS known_sender_added AFTER INSERT ON {SENDER_TABLE} BEGIN
-        INSERT INTO {SENDER_TRGM}(rowid, address, name) VALUES (NEW.id, NEW.address, NEW.name); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS known_sender_deleted AFTER DELETE ON {SENDER_TABLE} BEGIN
-        INSERT INTO {SENDER_TRGM}({SENDER_TRGM}, rowid, address, name) VALUES ('delete', OLD.id, OLD.address, OLD.name);
-        END""",
+    f"CREATE VIRTUAL TABLE IF NOT EXISTS {SENDER_TRGM} USING fts5(address, name, content='{SENDER_TABLE}', "
+    "content_rowid='id', tokenize='trigram')",
+    f"CREATE TRIGGER IF NOT EXISTS known_sender_added AFTER INSERT ON {SENDER_TABLE} BEGIN "
+    f"INSERT INTO {SENDER_TRGM}(rowid, address, name) VALUES (NEW.id, NEW.address, NEW.name); END",
+    f"CREATE TRIGGER IF NOT EXISTS known_sender_deleted AFTER DELETE ON {SENDER_TABLE} BEGIN "
+    f"INSERT INTO {SENDER_TRGM}({SENDER_TRGM}, rowid, address, name) VALUES ('delete', OLD.id, OLD.address, OLD.name);"
+    " END",
 )
 
 _PG_SENDER_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION emails_known_sender() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO {SENDER_TABLE}(address, name, search)
-        VALUES (NEW.from_address, NEW.from_name, lower(NEW.from_name || ' ' || NEW.from_address)) ON CONFLICT DO NOTHING;
-    END IF;
-    IF TG_OP IN ('DELETE', 'UPDATE') THEN
-        DELETE FROM {SENDER_TABLE} WHERE address = OLD.from_address AND name = OLD.from_name
-        AND NOT EXISTS (SELECT 1 FROM emails_email WHERE from_address = OLD.from_address
-                        AND from_name = OLD.from_name);
-    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN {_SENDER_ADD} END IF;
+    IF TG_OP IN ('DELETE', 'UPDATE') THEN {_SENDER_FORGET} END IF;
     RETURN NULL;
 END $$"""
 
@@ -306,9 +304,8 @@ def create_sender_schema(schema_editor) -> None:
     for statement in statements:
         schema_editor.execute(statement)
     schema_editor.execute(
-        f"INSERT INTO {SENDER_TABLE}(address, name, search) SELECT from_address, from_name, "
-        "lower(from_name || ' ' || from_address) FROM emails_email GROUP BY from_address, from_name "
-        "ON CONFLICT DO NOTHING"
+        f"INSERT INTO {SENDER_TABLE}(address, name, search) SELECT from_address, from_name, {_sender_search()} "
+        "FROM emails_email GROUP BY from_address, from_name ON CONFLICT DO NOTHING"
     )
 
 
@@ -375,7 +372,7 @@ SELECTIVE = 5000  # at most this many matches: filter by the id set; more: walk 
 
 
 def selective_ids(kind: str, term: str, cap: int = SELECTIVE) -> list[int] | None:
-    """The ids matching a full-text query (kind 'q') or an address substring (kind 'sender' / 'recipients') when
+    """The ids matching a full-text query (kind 'q') or a recipient substring (kind 'recipients') when
     there are at most `cap` of them, else None (too common to be worth an id list). SQLite only: PostgreSQL's
     planner combines its GIN indexes itself, so this returns None there."""
     if connection.vendor != "sqlite":

@@ -64,9 +64,13 @@ def _check_key(key: bytes) -> bytes:
     return bytes(key)
 
 
-def _tag(key: bytes, purpose: bytes, payload: bytes) -> bytes:
+def _purpose_block(purpose: bytes) -> bytes:
     # Length-prefixed purpose: a token made for one purpose never verifies for another.
-    return hmac.digest(key, len(purpose).to_bytes(2, "big") + purpose + payload, "sha256")[:TAG_BYTES]
+    return len(purpose).to_bytes(2, "big") + purpose
+
+
+def _tag(key: bytes, purpose: bytes, payload: bytes) -> bytes:
+    return hmac.digest(key, _purpose_block(purpose) + payload, "sha256")[:TAG_BYTES]
 
 
 def derive_key(secret: bytes | str, purpose: str) -> bytes:
@@ -154,7 +158,7 @@ class TrackingTokens:
 
     def __init__(self, key: bytes):
         key = _check_key(key)
-        self._mac = hmac.new(key, len(_TRACKING_PURPOSE).to_bytes(2, "big") + _TRACKING_PURPOSE, "sha256")
+        self._mac = hmac.new(key, _purpose_block(_TRACKING_PURPOSE), "sha256")  # what _tag hashes first
 
     def make(self, kind: str, email_id: int, index: int = 0) -> str:
         if kind not in _KINDS:

@@ -1,3 +1,4 @@
+"""How many jobs send a campaign."""
 
 
 def test_a_campaign_takes_at_most_four_senders_and_leaves_two_workers_free():
