@@ -160,7 +160,8 @@ def post(url: str, body: bytes, headers: dict) -> Outcome:
         )
     else:
         conn = _PinnedHTTPConnection(host, port, address=address, timeout=TIMEOUT_SECONDS)
-    watchdog = threading.Timer(TOTAL_SECONDS, _abort, args=(conn,))
+    fired = threading.Event()  # set by the watchdog itself: its thread may still be alive when the request fails
+    watchdog = threading.Timer(TOTAL_SECONDS, _abort, args=(conn, fired))
     watchdog.daemon = True
     watchdog.start()
     try:
@@ -169,7 +170,7 @@ def post(url: str, body: bytes, headers: dict) -> Outcome:
         status = response.status
         peek = response.read(RESPONSE_PEEK_BYTES)
     except (OSError, http.client.HTTPException) as exc:
-        if not watchdog.is_alive():
+        if fired.is_set():
             return done(None, f"no complete answer within {TOTAL_SECONDS} s")
         return done(None, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
     finally:
@@ -185,7 +186,8 @@ def post(url: str, body: bytes, headers: dict) -> Outcome:
     return done(status, f"HTTP {status}" + (f": {text}" if text else ""))
 
 
-def _abort(conn: http.client.HTTPConnection) -> None:
+def _abort(conn: http.client.HTTPConnection, fired: threading.Event) -> None:
+    fired.set()
     sock = conn.sock
     if sock is not None:
         try:
