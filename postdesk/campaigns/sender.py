@@ -36,7 +36,7 @@ from postdesk.outbound.pool import Endpoint, Pool, SmtpError
 
 log = logging.getLogger(__name__)
 CHUNK = 500
-CONNECTIONS = 4
+CONNECTIONS = 3
 POOL = Pool(max_idle=CONNECTIONS)
 # Email columns a raw INSERT must fill (the ORM's defaults): blank text, zero counters, no flags.
 EMAIL_DEFAULT_COLUMNS = ["mail_from", "reply_to", "first_line", "size", "has_attachments", "language", "in_reply_to",
@@ -171,8 +171,9 @@ def base_address(campaign: Campaign) -> str:
     return cached
 
 
-def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: Endpoint) -> list[tuple]:
-    """Render, sign and send; returns (recipient, email, raw, outcome, reply) per message."""
+def _transmit(campaign: Campaign, prepared: Prepared, endpoint: Endpoint):
+    """The work of one connection: render, sign and send its part of a chunk; (recipient, email, raw, outcome, reply)
+    per message."""
     base = base_address(campaign)
 
     def work(part):
@@ -199,12 +200,25 @@ def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: 
                 POOL.put(endpoint, "", conn)
         return results
 
-    parts = [claimed[i::CONNECTIONS] for i in range(CONNECTIONS)]
-    with ThreadPoolExecutor(max_workers=CONNECTIONS) as pool:
-        out = []
-        for result in pool.map(work, [p for p in parts if p]):
-            out += result
+    return work
+
+
+def _submit(executor: ThreadPoolExecutor, work, claimed: list) -> list:
+    return [executor.submit(work, part) for part in (claimed[i::CONNECTIONS] for i in range(CONNECTIONS)) if part]
+
+
+def _gather(futures: list) -> list[tuple]:
+    out = []
+    for future in futures:
+        out += future.result()
     return out
+
+
+def send_chunk(campaign: Campaign, prepared: Prepared, claimed: list, endpoint: Endpoint) -> list[tuple]:
+    """Render, sign and send over CONNECTIONS connections; returns (recipient, email, raw, outcome, reply) per
+    message."""
+    with ThreadPoolExecutor(max_workers=CONNECTIONS) as executor:
+        return _gather(_submit(executor, _transmit(campaign, prepared, endpoint), claimed))
 
 
 def record(campaign: Campaign, results: list[tuple]) -> None:
@@ -263,6 +277,42 @@ def recover_interrupted(campaign: Campaign) -> None:
         Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + moved)
 
 
+def _still_sending(campaign: Campaign) -> bool:
+    return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first() == Campaign.Status.SENDING
+
+
+def _send_throttled(campaign: Campaign, prepared: Prepared, endpoint: Endpoint, chunk: int, rate: int) -> None:
+    """An account with a throttle: chunks of at most one second's worth, each followed by the rest of its second."""
+    while _still_sending(campaign):
+        started = time.monotonic()
+        claimed = claim(campaign, prepared, max(1, min(chunk, rate)))
+        if not claimed:
+            return
+        record(campaign, send_chunk(campaign, prepared, claimed, endpoint))
+        spare = len(claimed) / rate - (time.monotonic() - started)
+        if spare > 0:
+            time.sleep(spare)
+
+
+def _send_overlapped(campaign: Campaign, prepared: Prepared, endpoint: Endpoint, chunk: int) -> None:
+    """Unthrottled: while the connections send one chunk, this thread records the chunk before it and claims the
+    next (the database work no longer leaves the connections idle). A pause takes effect at the next claim; the
+    chunk in flight is finished and recorded. Should recording fail, the executor still lets the messages on the wire
+    finish; the journal then tells recovery they went."""
+    work = _transmit(campaign, prepared, endpoint)
+    with ThreadPoolExecutor(max_workers=CONNECTIONS) as executor:
+        claimed = claim(campaign, prepared, chunk) if _still_sending(campaign) else []
+        done: list[tuple] = []
+        while claimed:
+            in_flight = _submit(executor, work, claimed)
+            if done:
+                record(campaign, done)
+            claimed = claim(campaign, prepared, chunk) if _still_sending(campaign) else []
+            done = _gather(in_flight)
+        if done:
+            record(campaign, done)
+
+
 def run(campaign_id: int, *, chunk: int = CHUNK) -> dict:
     campaign = Campaign.objects.select_related("account", "template", "project").get(pk=campaign_id)
     if campaign.status in (Campaign.Status.DONE, Campaign.Status.CANCELLED, Campaign.Status.PAUSED):
@@ -277,19 +327,10 @@ def run(campaign_id: int, *, chunk: int = CHUNK) -> dict:
                                                    started_at=campaign.started_at or clock.now())
     endpoint = relay_endpoint(campaign.account)
     rate = campaign.account.max_per_second
-    while True:
-        status = Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
-        if status != Campaign.Status.SENDING:
-            return {"status": status}
-        started = time.monotonic()
-        claimed = claim(campaign, prepared, chunk if not rate else max(1, min(chunk, rate)))
-        if not claimed:
-            break
-        record(campaign, send_chunk(campaign, prepared, claimed, endpoint))
-        if rate:
-            spare = len(claimed) / rate - (time.monotonic() - started)
-            if spare > 0:
-                time.sleep(spare)
+    if rate:
+        _send_throttled(campaign, prepared, endpoint, chunk, rate)
+    else:
+        _send_overlapped(campaign, prepared, endpoint, chunk)
     # done when nothing is pending and no other sending job still has recipients in flight
     left = CampaignRecipient.objects.filter(
         campaign=campaign, state__in=[CampaignRecipient.State.PENDING, CampaignRecipient.State.SENDING]

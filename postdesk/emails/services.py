@@ -46,7 +46,7 @@ def add_events(events: list[tuple[Email, str, dict]], at=None) -> None:
 
 
 def _verp_sig(email_id: int) -> str:
-    return hmac.new(derive_key("verp"), str(email_id).encode(), hashlib.sha256).hexdigest()[:10]
+    return hmac.digest(derive_key("verp"), str(email_id).encode(), "sha256").hex()[:10]
 
 
 def verp_address(base_address: str, email_id: int) -> str:

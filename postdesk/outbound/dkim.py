@@ -74,6 +74,7 @@ _WSP_RUN = re.compile(rb" [ \t]+|\t[ \t]*")
 _WSP_EOL = re.compile(rb"[ \t]+\r\n")
 _BARE_EOL = re.compile(rb"\r\n|\r|\n")
 _MIN_BITS = 1024
+_BH_CHARS = 44  # base64 of a SHA-256 digest
 
 
 def generate_dkim_key(bits: int = 2048) -> tuple[bytes, str]:
@@ -214,6 +215,7 @@ class DkimSigner:
         ]
         self._signed_bytes = frozenset(b for _, b, _ in self._signed)
         self._h_cache: dict[tuple[str, ...], list[str]] = {}  # messages of one shape share their h= list
+        self._head_cache: dict[tuple, tuple[str, bytes]] = {}
         self._prefix_atoms = (
             f"v=1; a=rsa-sha256; c=relaxed/relaxed; d={self.domain}; s={self.selector};".split(" ")
         )
@@ -259,16 +261,32 @@ class DkimSigner:
 
         bh = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode("ascii")
         t = int(time.time()) if timestamp is None else int(timestamp)
-        tags = [*self._prefix_atoms, f"t={t};", *h_atoms, f"bh={bh};", "b="]
-        header = _fold_tags("DKIM-Signature:", tags)
-        hashed.append(
-            relaxed_header(b"DKIM-Signature", header[len("DKIM-Signature:") :].encode("ascii"))[:-2]
-        )
+        head, canonical_head = self._head(t, h_key, h_atoms)
+        header = f"{head}bh={bh};\r\n b="  # "b=" always starts a line of its own (see _fold_tags)
+        hashed.append(canonical_head + b"bh=" + bh.encode("ascii") + b"; b=")
         signature = self._key.sign(b"".join(hashed), self._padding, self._hash)
         b64 = base64.b64encode(signature).decode("ascii")
         folded_b = "\r\n ".join(b64[i : i + 72] for i in range(0, len(b64), 72))
         # The header ends with " b=" on its own line, so the first chunk may follow it directly.
         return (header + folded_b + "\r\n").encode("ascii") + message
+
+
+    def _head(self, t: int, h_key: tuple[str, ...], h_atoms: list[str]) -> tuple[str, bytes]:
+        """The DKIM-Signature field up to its bh= tag: folded, and in relaxed canonical form. Messages signed in
+        the same second with the same header list share it (a campaign's do), so it is built once per second.
+        The relaxed form of the field is its tags joined by single spaces: _fold_tags only ever puts one space,
+        or CRLF and one space, between tags that themselves hold no whitespace."""
+        key = (t, h_key)
+        cached = self._head_cache.get(key)
+        if cached is None:
+            atoms = [*self._prefix_atoms, f"t={t};", *h_atoms, "bh=" + "=" * _BH_CHARS + ";"]
+            folded = _fold_tags("DKIM-Signature:", atoms)
+            head = folded[: -len(atoms[-1])]  # the bh= tag is always as long: where it folds is known
+            cached = (head, ("dkim-signature:" + " ".join(atoms[:-1]) + " ").encode("ascii"))
+            if len(self._head_cache) >= 64:
+                self._head_cache.clear()
+            self._head_cache[key] = cached
+        return cached
 
 
 def _fold_list(prefix: str, names: list[str]) -> list[str]:
