@@ -13,12 +13,6 @@ from django.db import connection
 MAX_PARAMS = 30000
 
 
-def _mark() -> str:
-    # SQLite's driver takes "?" natively; Django rewrites each "%s" to it with a regular expression, which costs
-    # more than the insert itself on a statement with thousands of placeholders
-    return "?" if connection.vendor == "sqlite" else "%s"
-
-
 def db_datetime(moment):
     return connection.ops.adapt_datetimefield_value(moment)
 
@@ -27,8 +21,12 @@ def db_json(value) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def insert(model, columns: list[str], rows: list[tuple], returning: bool = True) -> list[int]:
-    """INSERT the rows (in order); returns their new ids when `returning`."""
+def insert(model, columns: list[str], rows: list[tuple], returning: bool = True,
+           ignore_conflicts: bool = False) -> list[int]:
+    """INSERT the rows (in order); returns their new ids when `returning`. `ignore_conflicts`: a row that breaks a
+    unique constraint is skipped (ON CONFLICT DO NOTHING; then nothing is returned)."""
+    if ignore_conflicts and returning:
+        raise ValueError("rows skipped on conflict have no ids to return")
     if not rows:
         return []
     table = connection.ops.quote_name(model._meta.db_table)
@@ -36,11 +34,13 @@ def insert(model, columns: list[str], rows: list[tuple], returning: bool = True)
     per_row = len(columns)
     chunk = max(1, MAX_PARAMS // per_row)
     ids: list[int] = []
-    placeholder = "(" + ", ".join([_mark()] * per_row) + ")"
+    placeholder = "(" + ", ".join(["%s"] * per_row) + ")"
     with connection.cursor() as cursor:
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
             sql = f"INSERT INTO {table} ({cols}) VALUES {', '.join([placeholder] * len(part))}"
+            if ignore_conflicts:
+                sql += " ON CONFLICT DO NOTHING"
             params = [value for row in part for value in row]
             if returning:
                 cursor.execute(sql + " RETURNING id", params)
@@ -95,7 +95,16 @@ def update_ids(model, assignments: str, params: list, ids: list[int]) -> int:
         for start in range(0, len(ids), chunk):
             part = ids[start : start + chunk]
             cursor.execute(
-                f"UPDATE {table} SET {assignments} WHERE id IN ({', '.join([_mark()] * len(part))})", [*params, *part]
+                f"UPDATE {table} SET {assignments} WHERE id IN ({', '.join(['%s'] * len(part))})", [*params, *part]
             )
             changed += cursor.rowcount
     return changed
+
+
+def update_where(model, assignments: str, params: list, where: str, where_params: list) -> int:
+    """UPDATE the rows matching ``where`` (fixed SQL from the caller with %s placeholders, values bound): the ORM's
+    update() compiles its statement on every call. Returns the number of rows changed."""
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET {assignments} WHERE {where}", [*params, *where_params])
+        return cursor.rowcount

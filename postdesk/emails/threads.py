@@ -6,6 +6,7 @@ grouping."""
 from __future__ import annotations
 
 from postdesk.core import clock
+from postdesk.core.sqlbulk import insert, update_where
 from postdesk.emails.models import Email, MessageIdIndex, Thread
 
 MAX_KEY_LENGTH = 998
@@ -41,25 +42,18 @@ def merge(other: Thread, *, into: Thread) -> None:
 
 
 def remember(project, thread: Thread, keys: list[str], email: Email | None) -> None:
-    """Index the message's ids (own id first) under the thread."""
+    """Index the message's ids (own id first) under the thread: ids already known keep their thread; the own id,
+    known only as a reference until now, becomes this email's. Plain SQL (two statements): every reply runs this."""
     keys = list(dict.fromkeys(k[:MAX_KEY_LENGTH] for k in keys if k))
     if not keys:
         return
-    existing = dict(
-        MessageIdIndex.objects.filter(project=project, message_id__in=keys).values_list(
-            "message_id", "email_id"
-        )
-    )
-    new = [
-        MessageIdIndex(project=project, message_id=k, thread=thread, email=email if i == 0 else None)
-        for i, k in enumerate(keys)
-        if k not in existing
-    ]
-    if new:
-        MessageIdIndex.objects.bulk_create(new, ignore_conflicts=True)
-    own = keys[0]
-    if email is not None and own in existing and existing[own] is None:
-        MessageIdIndex.objects.filter(project=project, message_id=own).update(email=email)
+    own_email = email.pk if email is not None else None
+    insert(MessageIdIndex, ["project_id", "message_id", "thread_id", "email_id"],
+           [(project.pk, k, thread.pk, own_email if i == 0 else None) for i, k in enumerate(keys)],
+           returning=False, ignore_conflicts=True)
+    if own_email is not None:
+        update_where(MessageIdIndex, "email_id = %s", [own_email],
+                     "project_id = %s AND message_id = %s AND email_id IS NULL", [project.pk, keys[0]])
 
 
 def touch(thread: Thread, moment) -> None:

@@ -101,7 +101,7 @@ class SoonSender:
                 except queue.Empty:
                     break
             try:
-                deliver(ids)
+                deliver(ids, fill=False)
             except Exception:  # the database or the relay code failed: the job takes over
                 log.exception("sending from the web process failed; queuing the job")
                 try:
@@ -130,10 +130,11 @@ def send_after_commit(ids: list[int]) -> None:
         jobs.on_commit(send_emails, ids)
 
 
-def deliver(ids: list[int]) -> dict:
+def deliver(ids: list[int], *, fill: bool = True) -> dict:
     """Send these emails (those still queued), and, when the queue is deep, other due ones along with them (their
-    own jobs then find nothing left to do): one job sends a batch over one connection. Returns counts by outcome."""
-    if len(ids) < BATCH:
+    own jobs then find nothing left to do): one job sends a batch over one connection. ``fill=False``: only these
+    (a reply sent right after its commit must not wait for a look at the queue). Returns counts by outcome."""
+    if fill and len(ids) < BATCH:
         ids = list(ids) + [i for i in due_ids(limit=BATCH) if i not in set(ids)][: BATCH - len(ids)]
     emails = claim(ids)
     by_account: dict[int, list[Email]] = defaultdict(list)

@@ -41,13 +41,9 @@ def _bump(email: Email, counters: dict[str, int]) -> None:
 
 
 def bump_bulk(project_id: int, user_id: int | None, day, bucket: str, counters: dict[str, int]) -> None:
-    """Add to one statistics row (project, user, day, kind), creating it when missing."""
+    """Add to one statistics row (project, user, day, kind), creating it when missing (one upsert)."""
     counters = {k: v for k, v in counters.items() if v}
     if not counters or user_id is None:
-        return
-    key = {"project_id": project_id, "user_id": user_id, "day": day, "kind": bucket}
-    updated = DailyEmailStats.objects.filter(**key).update(**{k: F(k) + v for k, v in counters.items()})
-    if updated:
         return
     table = connection.ops.quote_name(DailyEmailStats._meta.db_table)
     sets = ", ".join(f"{c} = {table}.{c} + EXCLUDED.{c}" for c in counters)

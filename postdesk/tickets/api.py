@@ -240,7 +240,7 @@ def assign(request, email_id: int, payload: AssignIn):
 )
 def reply(request, number: str, payload: ReplyIn):
     user = request.auth
-    ticket = get_ticket_for(user, number, Ticket.objects.select_related("project", "record"))
+    ticket = get_ticket_for(user, number, Ticket.objects.select_related("project"))  # its record only when needed
     template = None
     if payload.template:
         template = ticket.project.templates.filter(name=payload.template).first()

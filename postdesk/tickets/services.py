@@ -59,8 +59,9 @@ def create_ticket(
     return ticket
 
 
-def count_email(ticket: Ticket, email) -> None:
-    """Keep the ticket list's counters and timestamps when an email joins the ticket (received or sent)."""
+def count_email(ticket: Ticket, email, *, also: dict | None = None) -> None:
+    """Keep the ticket list's counters and timestamps when an email joins the ticket (received or sent); ``also``:
+    more column updates for the same statement."""
     from postdesk.emails.models import Direction, Kind
 
     moment = email.date
@@ -83,13 +84,15 @@ def count_email(ticket: Ticket, email) -> None:
             updates["first_sent_time"] = moment
             ticket.first_sent_time = moment
     else:
-        return
-    if ticket.first_received_time and ticket.first_sent_time and ticket.sla_seconds is None:
+        updates = {}
+    if updates and ticket.first_received_time and ticket.first_sent_time and ticket.sla_seconds is None:
         sla = (ticket.first_sent_time - ticket.first_received_time).total_seconds()
         if sla >= 0:
             updates["sla_seconds"] = int(sla)
             ticket.sla_seconds = int(sla)
-    Ticket.objects.filter(pk=ticket.pk).update(**updates)
+    updates.update(also or {})
+    if updates:
+        Ticket.objects.filter(pk=ticket.pk).update(**updates)
 
 
 def close_ticket(ticket: Ticket, *, substatus: str = Substatus.SUCCESSFUL, by=None) -> Ticket:
@@ -121,7 +124,6 @@ def email_joined(ticket: Ticket, email) -> None:
     and for customer mail 'new to its owner' (and a closed ticket opens again)."""
     from postdesk.emails.models import Direction, Thread
 
-    count_email(ticket, email)
     if email.thread_id:
         Thread.objects.filter(pk=email.thread_id, ticket__isnull=True).update(ticket=ticket)
     if email.direction == Direction.IN:
@@ -130,9 +132,9 @@ def email_joined(ticket: Ticket, email) -> None:
             updates.update(status=Status.PARK, substatus=Substatus.WAITING4AGENT, last_open_time=clock.now())
         else:
             updates["substatus"] = Substatus.WAITING4AGENT
-        Ticket.objects.filter(pk=ticket.pk).update(**updates)
     else:
-        Ticket.objects.filter(pk=ticket.pk).update(substatus=Substatus.WAITING4ENTITY, updated_at=clock.now())
+        updates = {"substatus": Substatus.WAITING4ENTITY, "updated_at": clock.now()}
+    count_email(ticket, email, also=updates)  # one UPDATE of the ticket
     webhook_events.emails_joined(ticket, [email])
 
 
@@ -303,6 +305,13 @@ def collision(ticket: Ticket, user, since) -> list:
     )
 
 
+REPLIED_FIELDS = (
+    "project_id", "ticket_id", "direction", "date", "from_address", "from_name", "reply_to", "subject", "first_line",
+    "message_id", "references", "content__text", "thread__project_id", "thread__subject", "thread__ticket_id",
+    "thread__created_at", "thread__last_message_at", "thread__merged_into_id",
+)
+
+
 def reply(
     ticket: Ticket,
     *,
@@ -345,7 +354,11 @@ def reply(
         raise Conflict(f"{names} replied to this ticket since you opened it", field="collision")
     if in_reply_to is None:
         in_reply_to = (
-            ticket.emails.filter(direction=Direction.IN).select_related("content", "thread").order_by("-date").first()
+            ticket.emails.filter(direction=Direction.IN)
+            .select_related("content", "thread")
+            .only(*REPLIED_FIELDS)  # what a reply reads of the email it answers: the wide row costs ~0.4 ms more
+            .order_by("-date")
+            .first()
         )
     elif in_reply_to.ticket_id != ticket.pk:
         raise Invalid("that email is not on this ticket", field="in_reply_to")

@@ -27,13 +27,14 @@ class Command(BaseCommand):
         tasks_registry.recover()
         warm_up()  # load the language models once, before the workers fork: they share the memory
         connections.close_all()  # no database connection may cross a fork
+        jobs.listen_for_jobs()
         consumer = Consumer(
             jobs.huey,
             workers=options["workers"] or settings.JOBS_WORKERS,
             worker_type=options["worker_type"] or settings.JOBS_WORKER_TYPE,
             periodic=True,
-            # an idle worker looks for jobs every 2-10 ms (a cheap read of the job store): a reply leaves within
-            # milliseconds of its commit
+            # with huey's SQLite store, idle workers wait on its doorbell (jobs.Doorbell) and take a job the moment
+            # it is queued; with Redis they block on the queue. These delays apply only after an error reading it.
             initial_delay=0.002,
             backoff=1.5,
             max_delay=0.01,
