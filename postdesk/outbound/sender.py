@@ -6,6 +6,7 @@ credentials refused -> Failed with the server's message, the account marked with
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import queue
@@ -54,8 +55,9 @@ def endpoint_for(account: EmailAccount) -> tuple[Endpoint, str]:
     return endpoint, secret
 
 
-def claim(ids: list[int]) -> list[Email]:
-    """Move queued emails to 'sending' (one statement); only those this call moved are returned."""
+def claim(ids: list[int], known: dict[int, Email] | None = None) -> list[Email]:
+    """Move queued emails to 'sending' (one statement); only those this call moved are returned. ``known``: rows this
+    process has just written (with their account and raw message), used as they are instead of being read again."""
     if not ids:
         return []
     moment = clock.now()
@@ -68,7 +70,14 @@ def claim(ids: list[int]) -> list[Email]:
             [Status.SENDING, db_datetime(moment), *ids, Status.QUEUED, Direction.OUT],
         )
         claimed = [row[0] for row in cursor.fetchall()]
-    return list(Email.objects.filter(pk__in=claimed).select_related("account", "raw").order_by("id"))
+    known = known or {}
+    emails = [known[pk] for pk in claimed if pk in known]
+    for email in emails:
+        email.status, email.next_attempt_at = Status.SENDING, moment
+    unknown = [pk for pk in claimed if pk not in known]
+    if unknown:
+        emails += Email.objects.filter(pk__in=unknown).select_related("account", "raw")
+    return sorted(emails, key=lambda e: e.pk)
 
 
 BATCH = 50
@@ -85,23 +94,26 @@ class SoonSender:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
-    def submit(self, ids: list[int]) -> None:
+    def submit(self, ids: list[int], emails: list[Email] = ()) -> None:
+        """Send these (``emails``: their rows as just committed by this process, so they need not be read again)."""
         with self._lock:
             if self._thread is None or not self._thread.is_alive():  # started lazily: after a fork, in the child
                 self._thread = threading.Thread(target=self._run, name="postdesk-send-soon", daemon=True)
                 self._thread.start()
-        self._queue.put(list(ids))
+        self._queue.put((list(ids), list(emails)))
 
     def _run(self) -> None:
         while True:
-            ids = self._queue.get()
+            ids, emails = self._queue.get()
             while True:  # whatever else is waiting goes in the same batch
                 try:
-                    ids += self._queue.get_nowait()
+                    more_ids, more_emails = self._queue.get_nowait()
                 except queue.Empty:
                     break
+                ids += more_ids
+                emails += more_emails
             try:
-                deliver(ids, fill=False)
+                deliver(ids, fill=False, known={e.pk: e for e in emails})
             except Exception:  # the database or the relay code failed: the job takes over
                 log.exception("sending from the web process failed; queuing the job")
                 try:
@@ -118,11 +130,13 @@ SOON = SoonSender()
 SEND_FROM_PROCESS = False  # set by `postdesk web` before its workers fork
 
 
-def send_after_commit(ids: list[int]) -> None:
-    """Have these emails sent once the current transaction commits: from this process in the web role, otherwise
-    by the worker (a job)."""
+def send_after_commit(ids: list[int], emails: list[Email] = ()) -> None:
+    """Have these emails sent once the current transaction commits: from this process in the web role (``emails``:
+    the rows as written, with their account and raw message, so that the sender need not read them again),
+    otherwise by the worker (a job)."""
     if SEND_FROM_PROCESS:
-        transaction.on_commit(lambda: SOON.submit(ids))
+        emails = [copy.copy(e) for e in emails]  # the sender's own: the caller may still read or change its instances
+        transaction.on_commit(lambda: SOON.submit(ids, emails))
     else:
         from postdesk.core import jobs
         from postdesk.outbound.tasks import send_emails
@@ -130,13 +144,13 @@ def send_after_commit(ids: list[int]) -> None:
         jobs.on_commit(send_emails, ids)
 
 
-def deliver(ids: list[int], *, fill: bool = True) -> dict:
+def deliver(ids: list[int], *, fill: bool = True, known: dict[int, Email] | None = None) -> dict:
     """Send these emails (those still queued), and, when the queue is deep, other due ones along with them (their
     own jobs then find nothing left to do): one job sends a batch over one connection. ``fill=False``: only these
     (a reply sent right after its commit must not wait for a look at the queue). Returns counts by outcome."""
     if fill and len(ids) < BATCH:
         ids = list(ids) + [i for i in due_ids(limit=BATCH) if i not in set(ids)][: BATCH - len(ids)]
-    emails = claim(ids)
+    emails = claim(ids, known)
     by_account: dict[int, list[Email]] = defaultdict(list)
     for email in emails:
         by_account[email.account_id].append(email)

@@ -168,7 +168,7 @@ def queue_email(
     count_sent(email)
     from postdesk.outbound.sender import send_after_commit
 
-    send_after_commit([email.pk])
+    send_after_commit([email.pk], [email])
     return email
 
 
