@@ -74,12 +74,75 @@ class AccountDirectory:
         return found
 
 
+class InflowGate:
+    """Flow control, as Postfix's in_flow_delay: while more messages wait in the spool than the workers take in a
+    batch or two, a new message's MAIL FROM is answered a little later (10 ms steps, at most ``max_hold`` seconds),
+    so that senders slow to the rate at which mail is processed instead of piling up a queue that takes seconds to
+    become searchable. Nothing is refused, and nothing already accepted waits longer.
+
+    When the workers make no progress (stopped, or the database is away), holding would only slow senders down
+    without shortening anything: after ``stall`` seconds without the backlog shrinking, the gate stays open until
+    it shrinks again.
+
+    Off by default (POSTDESK_SMTP_INFLOW_LIMIT=0). Measured with bench/ingest.py under saturation: with a limit of
+    48, 250 -> searchable p50 0.2 s / p95 ~1 s instead of ~4.5 / 6 s, but 270-320 msg/s end to end instead of
+    360-400 (the workers get smaller batches). For installations that prefer fresh mail to raw intake rate."""
+
+    def __init__(self, count_backlog, limit: int = 48, max_hold: float = 1.0, stall: float = 2.0,
+                 poll: float = 0.01):
+        self.count_backlog = count_backlog
+        self.limit, self.max_hold, self.stall, self.poll = limit, max_hold, stall, poll
+        self.backlog = 0
+        self._checked = 0.0
+        self._progress_at: float | None = None  # when the backlog last shrank (or was at most the limit)
+        self._counting: asyncio.Future | None = None
+
+    async def _refresh(self, loop) -> int:
+        if loop.time() - self._checked < self.poll:
+            return self.backlog
+        if self._counting is None:  # one count at a time, shared by every waiting session
+            self._counting = loop.run_in_executor(None, self.count_backlog)
+        counting = self._counting
+        try:
+            value = await counting
+        except Exception:  # cannot count: do not hold anyone
+            value = 0
+        finally:
+            if self._counting is counting:
+                self._counting = None
+        now = loop.time()
+        if self._progress_at is None or value < self.backlog or value <= self.limit:
+            self._progress_at = now
+        self.backlog, self._checked = value, now
+        return value
+
+    async def wait(self) -> float:
+        """Hold while the backlog is over the limit; returns the seconds held."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            backlog = await self._refresh(loop)
+            now = loop.time()
+            if backlog <= self.limit or now - self._progress_at > self.stall or now - started >= self.max_hold:
+                return now - started
+            await asyncio.sleep(self.poll)
+
+
 class IntakeHandler:
-    def __init__(self, writer: IntakeWriter, directory: AccountDirectory, protocol: str = "smtp"):
+    def __init__(self, writer: IntakeWriter, directory: AccountDirectory, protocol: str = "smtp",
+                 gate: InflowGate | None = None):
         self.writer = writer
         self.directory = directory
         self.protocol = protocol
+        self.gate = gate
         self._lookup = sync_to_async(directory.lookup, thread_sensitive=False)
+
+    async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope, address: str, mail_options):
+        if self.gate is not None:
+            await self.gate.wait()
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options
@@ -219,6 +282,11 @@ async def start_servers(
     config = settings.CONFIG
     context = tls_context()
     servers = []
+    from postdesk.inbound import spool
+
+    gate = None
+    if spool.enabled() and config.smtp_inflow_limit:
+        gate = InflowGate(spool.pending, limit=config.smtp_inflow_limit)
     common = dict(
         data_size_limit=max_size or config.smtp_max_message_bytes,
         hostname=config.smtp_hostname,
@@ -229,14 +297,14 @@ async def start_servers(
         loop=loop,
     )
     if smtp:
-        smtp_handler = IntakeHandler(writer, directory, "smtp")
+        smtp_handler = IntakeHandler(writer, directory, "smtp", gate)
         servers.append(
             await loop.create_server(
                 lambda: IntakeSMTP(smtp_handler, tls_context=context, require_starttls=False, **common), *smtp
             )
         )
     if lmtp:
-        lmtp_handler = IntakeHandler(writer, directory, "lmtp")
+        lmtp_handler = IntakeHandler(writer, directory, "lmtp", gate)
         servers.append(await loop.create_server(lambda: IntakeLMTP(lmtp_handler, **common), *lmtp))
     return servers
 
