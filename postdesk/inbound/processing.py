@@ -312,7 +312,7 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
 
         # new threads first (ids needed), then emails
         new_threads = [t for t in new_threads if id(t) not in redirect]
-        Thread.objects.bulk_create(new_threads)
+        insert_objects(Thread, new_threads)
         ticket_by_thread = {}
         for plan in plans:
             plan[3] = _follow(plan[3], redirect)
@@ -355,8 +355,7 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
             for plan in plans
             for att in plan[1].parsed.attachments
         ]
-        if attachments:
-            Attachment.objects.bulk_create(attachments)
+        insert_objects(Attachment, attachments)
         known_keys = set()
         for chunk in _chunks(sorted(keys), 500):
             known_keys.update(
@@ -370,15 +369,9 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
             for i, k in enumerate(row_keys):
                 if k not in known_keys:
                     known_keys.add(k)
-                    index_rows.append(
-                        MessageIdIndex(
-                            project=project,
-                            message_id=k,
-                            thread_id=thread.pk,
-                            email=email if i == 0 else None,
-                        )
-                    )
-        MessageIdIndex.objects.bulk_create(index_rows, ignore_conflicts=True)
+                    index_rows.append((project.pk, k, thread.pk, email.pk if i == 0 else None))
+        insert(MessageIdIndex, ["project_id", "message_id", "thread_id", "email_id"], index_rows, returning=False,
+               ignore_conflicts=True)
         search.index(
             [
                 (
