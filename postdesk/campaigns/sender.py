@@ -277,8 +277,12 @@ def recover_interrupted(campaign: Campaign) -> None:
         Campaign.objects.filter(pk=campaign.pk).update(sent=F("sent") + moved)
 
 
+def _status(campaign: Campaign) -> str | None:
+    return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first()
+
+
 def _still_sending(campaign: Campaign) -> bool:
-    return Campaign.objects.filter(pk=campaign.pk).values_list("status", flat=True).first() == Campaign.Status.SENDING
+    return _status(campaign) == Campaign.Status.SENDING
 
 
 def _send_throttled(campaign: Campaign, prepared: Prepared, endpoint: Endpoint, chunk: int, rate: int) -> None:
@@ -331,6 +335,9 @@ def run(campaign_id: int, *, chunk: int = CHUNK) -> dict:
         _send_throttled(campaign, prepared, endpoint, chunk, rate)
     else:
         _send_overlapped(campaign, prepared, endpoint, chunk)
+    status = _status(campaign)
+    if status != Campaign.Status.SENDING:  # paused or cancelled meanwhile
+        return {"status": status}
     # done when nothing is pending and no other sending job still has recipients in flight
     left = CampaignRecipient.objects.filter(
         campaign=campaign, state__in=[CampaignRecipient.State.PENDING, CampaignRecipient.State.SENDING]
