@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
@@ -70,6 +71,18 @@ def connect() -> sqlite3.Connection:
     return conn
 
 
+@contextmanager
+def _writing(conn: sqlite3.Connection):
+    """A write transaction that takes the lock at once (BEGIN IMMEDIATE): committed, or rolled back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def spool_key(spool_id: int) -> str:
     """A key unique across spool files (a new file restarts ids): '<generation>:<id>'."""
     connect()
@@ -83,8 +96,7 @@ def put(deliveries, moment_text) -> list:
 
     conn = connect()
     results = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _writing(conn):
         for delivery in deliveries:
             key = dedup_key(delivery.raw)
             targets = {}
@@ -109,10 +121,6 @@ def put(deliveries, moment_text) -> list:
                  json.dumps([[a, p] for p, a in targets.items()]), key, delivery.raw),
             )
             results.append(cursor.lastrowid)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     return results
 
 
@@ -121,17 +129,12 @@ def claim(limit: int = 64) -> tuple[str, list[tuple]]:
     conn = connect()
     token = uuid.uuid4().hex
     now = time.time()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _writing(conn):
         conn.execute(
             "UPDATE spool SET claimed_by = ?, claimed_at = ? WHERE id IN (SELECT id FROM spool "
             "WHERE claimed_by IS NULL OR claimed_at < ? ORDER BY id LIMIT ?)",
             (token, now, now - CLAIM_TIMEOUT, limit),
         )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
     rows = conn.execute(
         "SELECT id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, dedup_key, raw FROM spool "
         "WHERE claimed_by = ? ORDER BY id", (token,)).fetchall()
@@ -143,13 +146,8 @@ def release(ids: list[int]) -> None:
     if not ids:
         return
     conn = connect()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _writing(conn):
         conn.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
 def pending() -> int:
