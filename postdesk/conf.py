@@ -47,7 +47,9 @@ class Config:
     debug: bool = False  # POSTDESK_DEBUG=1: Django debug pages (never in production)
     allowed_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")  # POSTDESK_ALLOWED_HOSTS, comma-separated
     smtp_max_message_bytes: int = 35 * 1024 * 1024  # POSTDESK_SMTP_MAX_SIZE: larger messages get 552
-    smtp_inflow_limit: int = 0  # POSTDESK_SMTP_INFLOW_LIMIT: spooled messages before new ones are slowed (0: never)
+    smtp_inflow_limit: int = 12  # POSTDESK_SMTP_INFLOW_LIMIT: spooled mail waiting for a worker before new mail is
+    # slowed down (0: never)
+    inbound_processes: int = 0  # POSTDESK_INBOUND_PROCESSES: processes processing spooled mail at once (0: cores)
     smtp_tls_cert: str = ""  # POSTDESK_SMTP_TLS_CERT / _KEY: enables STARTTLS on the listener
     smtp_tls_key: str = ""
     smtp_hostname: str = "postdesk.local"  # POSTDESK_SMTP_HOSTNAME: the name in the listener's greeting
@@ -178,7 +180,8 @@ def load(env: dict | None = None) -> Config:
         debug=_flag(env, "POSTDESK_DEBUG"),
         allowed_hosts=allowed_hosts,
         smtp_max_message_bytes=_int(env, "POSTDESK_SMTP_MAX_SIZE", 35 * 1024 * 1024),
-        smtp_inflow_limit=_int(env, "POSTDESK_SMTP_INFLOW_LIMIT", 0, minimum=0),
+        smtp_inflow_limit=_int(env, "POSTDESK_SMTP_INFLOW_LIMIT", 12, minimum=0),
+        inbound_processes=_int(env, "POSTDESK_INBOUND_PROCESSES", 0, minimum=0),
         smtp_tls_cert=cert,
         smtp_tls_key=key,
         smtp_hostname=env.get("POSTDESK_SMTP_HOSTNAME") or "postdesk.local",

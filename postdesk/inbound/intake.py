@@ -44,6 +44,7 @@ class Delivery:
 class Stored:
     ids: list[int]  # IncomingMessage ids created (empty when every copy was a duplicate)
     duplicates: int
+    rows: list = field(default_factory=list)  # those IncomingMessage rows, as written (not read back)
 
 
 RAW_TABLE = RawMessage._meta.db_table
@@ -79,13 +80,14 @@ def store(delivery: Delivery) -> Stored:
             [delivery.raw, hashlib.sha256(delivery.raw).hexdigest(), moment],
         )
         raw_id = cursor.fetchone()[0]
-        ids = []
-        rcpt = json.dumps(delivery.rcpt_to[:100])
+        ids, rows = [], []
+        rcpt = delivery.rcpt_to[:100]
+        rcpt_json = json.dumps(rcpt)
         for project_id, account in fresh:
             cursor.execute(
                 f"INSERT INTO {INCOMING_TABLE} (received_at, protocol, peer, helo, account_id, project_id, mail_from, "
-                "rcpt_to, raw_id, dedup_key, state, attempts, error) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '') "
+                "rcpt_to, raw_id, dedup_key, spool_key, state, attempts, error) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, 0, '') "
                 "ON CONFLICT DO NOTHING RETURNING id",
                 [
                     moment,
@@ -95,18 +97,25 @@ def store(delivery: Delivery) -> Stored:
                     account.pk,
                     project_id,
                     delivery.mail_from[:998],
-                    rcpt,
+                    rcpt_json,
                     raw_id,
                     key,
+                    delivery.spool_key,
                     IncomingMessage.State.PENDING,
                 ],
             )
             row = cursor.fetchone()
             if row is not None:
                 ids.append(row[0])
-        if not ids:  # another listener stored the same message a moment ago
+                rows.append(IncomingMessage(
+                    pk=row[0], received_at=delivery.received_at, protocol=delivery.protocol,
+                    peer=delivery.peer[:100], helo=delivery.helo[:255], account_id=account.pk,
+                    project_id=project_id, mail_from=delivery.mail_from[:998], rcpt_to=rcpt, raw_id=raw_id,
+                    dedup_key=key, spool_key=delivery.spool_key, state=IncomingMessage.State.PENDING, attempts=0,
+                ))
+        if not ids:  # another listener stored the same message a moment ago (or the spool handed it over twice)
             cursor.execute(f"DELETE FROM {RAW_TABLE} WHERE id = %s", [raw_id])
-    return Stored(ids, duplicates + len(fresh) - len(ids))
+    return Stored(ids, duplicates + len(fresh) - len(ids), rows)
 
 
 def store_now(delivery: Delivery) -> Stored:
@@ -138,7 +147,7 @@ class IntakeWriter:
 
     Processing jobs are queued after the commits, at most every `notify_every` seconds, each carrying many ids."""
 
-    def __init__(self, loop, max_batch: int = 200, notify_every: float = 0.02):
+    def __init__(self, loop, max_batch: int = 200, notify_every: float = 0.005):
         self.loop = loop
         self.max_batch = max_batch
         self.notify_every = notify_every
@@ -188,7 +197,7 @@ class IntakeWriter:
         from postdesk.inbound import spool
 
         if spool.enabled():
-            notify_spool(len(created))
+            notify_spool()
             return
         for start in range(0, len(created), 64):
             notify_processing(created[start : start + 64])
@@ -236,12 +245,14 @@ class IntakeWriter:
         return created
 
 
-def notify_spool(count: int) -> None:
-    """Queue jobs that move spooled messages into the database and process them (about one per batch)."""
+def notify_spool() -> None:
+    """Queue a job that moves spooled messages into the database and processes them, unless every processing slot
+    is busy: those jobs run until the spool is empty (and look again after letting their slot go)."""
+    from postdesk.inbound import spool
     from postdesk.inbound.tasks import process_spool
 
     try:
-        for _ in range(max(1, min(4, count // 64 + 1))):
+        if spool.slot_free():
             process_spool()
     except Exception:  # the job store is unavailable: the worker's recovery and periodic sweep pick them up
         log.warning("could not queue spool processing; the periodic sweep will pick the messages up")

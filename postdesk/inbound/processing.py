@@ -8,8 +8,10 @@ others."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 
 from django.db import connection, transaction
@@ -38,6 +40,11 @@ class Analysis:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def fallback_message_id(incoming_id: int) -> str:
+    """The thread key of a message without a Message-ID of its own."""
+    return f"<intake-{incoming_id}@postdesk.invalid>"
+
+
 def analyse(raw: bytes, *, detect_language: bool, fallback_id: str) -> Analysis:
     parsed = parse_message(raw)
     report = None
@@ -64,6 +71,22 @@ class ProjectContext:
     queues_by_language: dict
     default_queue: object
     own_addresses: frozenset
+
+
+class SharedContexts(dict):
+    """Project contexts (settings, queues, own addresses) shared by the batches of one job, for at most `ttl`
+    seconds: a settings change reaches the next batch within that time, and a burst of small batches does not
+    read the same settings each time (three queries a batch)."""
+
+    def __init__(self, ttl: float = 1.0):
+        super().__init__()
+        self.ttl, self.since = ttl, time.monotonic()
+
+    def fresh(self) -> SharedContexts:
+        if time.monotonic() - self.since > self.ttl:
+            self.clear()
+            self.since = time.monotonic()
+        return self
 
 
 def _project_context(project_id: int, cache: dict) -> ProjectContext:
@@ -110,7 +133,7 @@ def process(ids: list[int]) -> int:
             analysis = analyse(
                 raw,
                 detect_language=ctx.project.language_detection,
-                fallback_id=f"<intake-{row.pk}@postdesk.invalid>",
+                fallback_id=fallback_message_id(row.pk),
             )
         except Exception as exc:  # parse_message never raises by contract; belt and braces
             log.exception("analysis of incoming %s failed", row.pk)
@@ -125,27 +148,33 @@ def process(ids: list[int]) -> int:
             .order_by("id")
             .values_list("id", flat=True)
         )
-        todo = [item for item in analysed if item[0].pk in still]
-        good = [item for item in todo if not isinstance(item[2], Exception)]
-        for row, _, exc in todo:
-            if isinstance(exc, Exception):
-                _mark_failed(row, exc)
+        return _write_analysed([item for item in analysed if item[0].pk in still], contexts)
+
+
+def _write_analysed(todo: list, contexts: dict) -> int:
+    """Write (row, raw, Analysis or the exception analysis raised) items (inside a transaction): all in one go, or
+    if that fails each alone in a savepoint; a message that fails is marked failed (kept raw, shown to supervisors)
+    without holding up the others. Returns how many were written."""
+    good = [item for item in todo if not isinstance(item[2], Exception)]
+    for row, _, exc in todo:
+        if isinstance(exc, Exception):
+            _mark_failed(row, exc)
+    try:
+        with transaction.atomic():
+            write_batch(good, contexts)
+        return len(good)
+    except Exception:
+        log.exception("batch write failed; writing messages one by one")
+    done = 0
+    for item in good:
         try:
             with transaction.atomic():
-                write_batch(good, contexts)
-            return len(good)
-        except Exception:
-            log.exception("batch write failed; writing messages one by one")
-        done = 0
-        for item in good:
-            try:
-                with transaction.atomic():
-                    write_batch([item], contexts)
-                done += 1
-            except Exception as exc:
-                log.exception("incoming message %s could not be processed", item[0].pk)
-                _mark_failed(item[0], exc)
-        return done
+                write_batch([item], contexts)
+            done += 1
+        except Exception as exc:
+            log.exception("incoming message %s could not be processed", item[0].pk)
+            _mark_failed(item[0], exc)
+    return done
 
 
 def _mark_failed(row: IncomingMessage, exc: Exception) -> None:
@@ -244,19 +273,12 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
         ctx = contexts[project_id]
         project = ctx.project
         keys = {k[: threads.MAX_KEY_LENGTH] for _, _, a in group for k in a.keys}
-        index: dict[str, object] = {}
-        for chunk in _chunks(sorted(keys), 500):
-            index.update(
-                MessageIdIndex.objects.filter(project=project, message_id__in=chunk).values_list(
-                    "message_id", "thread_id"
-                )
-            )
+        index: dict[str, object] = _indexed_threads(project.pk, keys)
+        known_keys = set(index)  # threads.merge below re-points keys, never adds any
+        thread_ids = set(index.values())
         known = {
-            t.pk: t
-            for t in Thread.objects.filter(pk__in={v for v in index.values()}).select_related(
-                "ticket__record"
-            )
-        }
+            t.pk: t for t in Thread.objects.filter(pk__in=thread_ids).select_related("ticket__record")
+        } if thread_ids else {}
         new_threads: list[Thread] = []
         redirect: dict[
             int, Thread
@@ -356,13 +378,6 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
             for att in plan[1].parsed.attachments
         ]
         insert_objects(Attachment, attachments)
-        known_keys = set()
-        for chunk in _chunks(sorted(keys), 500):
-            known_keys.update(
-                MessageIdIndex.objects.filter(project=project, message_id__in=chunk).values_list(
-                    "message_id", flat=True
-                )
-            )
         index_rows = []
         for plan in plans:
             email, thread, row_keys = plan[2], plan[3], plan[4]
@@ -415,6 +430,20 @@ def write_batch(items: list, contexts: dict) -> list[Email]:
                 _maybe_auto_respond(email, a, ctx, row)
             emails.append(email)
     return emails
+
+
+def _indexed_threads(project_id: int, keys) -> dict[str, int]:
+    """Message-ID index: key -> thread id, for the keys already known in the project (plain SQL: per batch)."""
+    from postdesk.emails.models import MessageIdIndex
+
+    found: dict[str, int] = {}
+    with connection.cursor() as cursor:
+        for chunk in _chunks(sorted(keys), 500):
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(f"SELECT message_id, thread_id FROM {MessageIdIndex._meta.db_table} "
+                           f"WHERE project_id = %s AND message_id IN ({marks})", [project_id, *chunk])
+            found.update(cursor.fetchall())
+    return found
 
 
 def _follow(ref, redirect: dict):
@@ -480,38 +509,73 @@ def _maybe_auto_respond(email: Email, a: Analysis, ctx: ProjectContext, row: Inc
         AutoResponseLog.objects.create(project=ctx.project, address=sender)
 
 
-def transfer_spool(limit: int = BATCH) -> list[int] | None:
-    """Move up to `limit` spooled messages into the database (RawMessage + IncomingMessage, pending): the ids to
-    process (None: the spool is empty). Idempotent: a message already moved (crash before the spool was told) is
-    not stored twice."""
+def process_spooled(limit: int = BATCH, slot: int | None = None,
+                    shared: SharedContexts | None = None) -> list[int] | None:
+    """Claim up to `limit` spooled messages and process them: analysed first (no transaction open), then stored
+    (RawMessage + IncomingMessage) and written (email, thread, content, search index, ...) in one transaction, after
+    which the spool forgets them. Returns the IncomingMessage ids stored (None: the spool is empty).
+
+    Idempotent: a message whose spool row outlived the commit (a crash in between) is recognised by its spool key
+    and not stored twice. A message that fails to analyse or write is still stored, marked failed (kept raw, shown
+    to supervisors); a storage error leaves the batch in the spool, claimed until a worker takes it back."""
+    from postdesk.inbound import spool
+    from postdesk.inbound.intake import store
+
+    _, rows = spool.claim(limit, slot)
+    if not rows:
+        return None
+    deliveries = _spooled_deliveries(rows)
+    contexts: dict[int, ProjectContext] = shared.fresh() if shared is not None else {}
+    analyses: list[dict] = []  # per delivery: language detection on/off -> Analysis (or the exception it raised)
+    for delivery in deliveries:
+        by_setting: dict[bool, object] = {}
+        for account in delivery.accounts:
+            detect = _project_context(account.project_id, contexts).project.language_detection
+            if detect not in by_setting:
+                try:
+                    by_setting[detect] = analyse(delivery.raw, detect_language=detect, fallback_id=_NO_ID_YET)
+                except Exception as exc:  # parse_message never raises by contract; belt and braces
+                    log.exception("analysis of spooled message %s failed", delivery.spool_key)
+                    by_setting[detect] = exc
+        analyses.append(by_setting)
+    with transaction.atomic():
+        todo = []
+        for delivery, by_setting in zip(deliveries, analyses, strict=True):
+            if not delivery.accounts:
+                continue
+            for row in store(delivery).rows:
+                analysis = by_setting[contexts[row.project_id].project.language_detection]
+                if isinstance(analysis, Analysis) and analysis.keys and analysis.keys[0] == _NO_ID_YET:
+                    analysis = dataclasses.replace(analysis, keys=[fallback_message_id(row.pk), *analysis.keys[1:]])
+                todo.append((row, delivery.raw, analysis))
+        _write_analysed(todo, contexts)
+    spool.release([row[0] for row in rows])
+    return [row.pk for row, _, _ in todo]
+
+
+_NO_ID_YET = "<intake-pending@postdesk.invalid>"  # replaced by fallback_message_id once the row has its id
+
+
+def _spooled_deliveries(rows) -> list:
     import datetime as dt
 
     from postdesk.inbound import spool
-    from postdesk.inbound.intake import Delivery, store
+    from postdesk.inbound.intake import Delivery
     from postdesk.mailboxes.models import EmailAccount
 
-    _, rows = spool.claim(limit)
-    if not rows:
-        return None
-    accounts = {}
-    ids: list[int] = []
-    with transaction.atomic():
-        for spool_id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, key, raw in rows:
-            chosen = []
-            for account_id, _ in json.loads(targets):
-                if account_id not in accounts:
-                    accounts[account_id] = EmailAccount.objects.filter(pk=account_id).first()
-                account = accounts[account_id]
-                if account is not None:
-                    chosen.append(account)
-            delivery = Delivery(raw=bytes(raw), mail_from=mail_from, rcpt_to=json.loads(rcpt_to), accounts=chosen,
-                                protocol=protocol, peer=peer, helo=helo,
-                                received_at=dt.datetime.fromisoformat(received_at),
-                                spool_key=spool.spool_key(spool_id), dedup_key=key)
-            if chosen:
-                ids += store(delivery).ids
-    spool.release([row[0] for row in rows])
-    return ids
+    wanted = sorted({account_id for row in rows for account_id, _ in json.loads(row[7])}) or [0]
+    with connection.cursor() as cursor:  # plain SQL: per batch (the ORM's query building cost more than the read)
+        cursor.execute(f"SELECT id, project_id FROM {EmailAccount._meta.db_table} WHERE id IN "
+                       f"({', '.join(['%s'] * len(wanted))}) AND project_id IS NOT NULL", wanted)
+        accounts = {pk: EmailAccount(pk=pk, project_id=project_id) for pk, project_id in cursor.fetchall()}
+    deliveries = []
+    for spool_id, received_at, protocol, peer, helo, mail_from, rcpt_to, targets, key, raw in rows:
+        chosen = [accounts[a] for a, _ in json.loads(targets) if a in accounts]  # a deleted account: dropped
+        deliveries.append(Delivery(raw=bytes(raw), mail_from=mail_from, rcpt_to=json.loads(rcpt_to),
+                                   accounts=chosen, protocol=protocol, peer=peer, helo=helo,
+                                   received_at=dt.datetime.fromisoformat(received_at),
+                                   spool_key=spool.spool_key(spool_id), dedup_key=key))
+    return deliveries
 
 
 def pending_ids(limit: int = 1000, older_than_seconds: float = 0) -> list[int]:

@@ -8,7 +8,9 @@ database directly and there is no spool."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -56,8 +58,6 @@ _local = threading.local()
 
 def connect() -> sqlite3.Connection:
     """One connection per thread (and process: reopened after a fork)."""
-    import os
-
     conn = getattr(_local, "conn", None)
     if conn is None or getattr(_local, "pid", None) != os.getpid() or getattr(_local, "path", None) != path():
         conn = sqlite3.connect(path(), timeout=30, isolation_level=None, check_same_thread=False)
@@ -124,12 +124,18 @@ def put(deliveries, moment_text) -> list:
     return results
 
 
-def claim(limit: int = 64) -> tuple[str, list[tuple]]:
-    """Claim up to `limit` spooled messages (oldest first) for this worker: (token, rows)."""
+def claim(limit: int = 64, slot: int | None = None) -> tuple[str, list[tuple]]:
+    """Claim up to `limit` spooled messages (oldest first) for this worker: (token, rows).
+
+    A worker holding a processing slot claims under it ('slot<n>:<token>') and first takes back what holders of
+    free slots left claimed: a live holder lets its claims go before its slot, so those are a killed worker's
+    (taken over at once instead of after CLAIM_TIMEOUT)."""
     conn = connect()
-    token = uuid.uuid4().hex
+    token = uuid.uuid4().hex if slot is None else f"slot{slot}:{uuid.uuid4().hex}"
     now = time.time()
     with _writing(conn):
+        if slot is not None:
+            _take_back_orphans(conn, slot)
         conn.execute(
             "UPDATE spool SET claimed_by = ?, claimed_at = ? WHERE id IN (SELECT id FROM spool "
             "WHERE claimed_by IS NULL OR claimed_at < ? ORDER BY id LIMIT ?)",
@@ -141,6 +147,25 @@ def claim(limit: int = 64) -> tuple[str, list[tuple]]:
     return token, rows
 
 
+def _take_back_orphans(conn: sqlite3.Connection, own: int) -> None:
+    """Claims made under this worker's own slot (by a holder before it) or under a slot nobody holds (checked by
+    holding it meanwhile, so that no new holder claims under it at the same moment) are let go."""
+    orphaned = [own]
+    held = []
+    try:
+        for number in range(processing_slots()):
+            if number != own:
+                fd = _try_slot(number)
+                if fd is not None:
+                    held.append(fd)
+                    orphaned.append(number)
+        conn.executemany("UPDATE spool SET claimed_by = NULL WHERE claimed_by LIKE ?",
+                         [(f"slot{number}:%",) for number in orphaned])
+    finally:
+        for fd in held:
+            os.close(fd)
+
+
 def release(ids: list[int]) -> None:
     """Forget spooled messages once they are committed in the main database."""
     if not ids:
@@ -148,6 +173,55 @@ def release(ids: list[int]) -> None:
     conn = connect()
     with _writing(conn):
         conn.executemany("DELETE FROM spool WHERE id = ?", [(i,) for i in ids])
+
+
+def processing_slots() -> int:
+    """How many processes move and process spooled mail at once: one per core by default. More only share the
+    same cores (and SQLite's one write lock), so every batch takes longer and waits longer in the spool."""
+    return settings.CONFIG.inbound_processes or os.cpu_count() or 1
+
+
+def _slot_path(number: int) -> Path:
+    return settings.CONFIG.data_dir / f"spool.slot{number}.lock"
+
+
+@contextmanager
+def processing_slot():
+    """One of the processing slots (an flock on a small file next to the spool, let go when the process dies),
+    or None when every slot is taken: those processes go on until the spool is empty."""
+    for number in range(processing_slots()):
+        fd = _try_slot(number)
+        if fd is None:
+            continue
+        try:
+            yield number
+        finally:
+            os.close(fd)  # closing the only descriptor lets the lock go
+        return
+    yield None
+
+
+def _try_slot(number: int) -> int | None:
+    """A descriptor holding slot `number`'s lock, or None when another holds it."""
+    fd = os.open(_slot_path(number), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def slot_free() -> bool:
+    """Whether a processing slot is free (the listener queues a job only then: busy slots take new mail on their
+    next round)."""
+    with processing_slot() as number:
+        return number is not None
+
+
+def unclaimed() -> int:
+    """Spooled messages no worker has claimed yet."""
+    return connect().execute("SELECT COUNT(*) FROM spool WHERE claimed_by IS NULL").fetchone()[0]
 
 
 def pending() -> int:

@@ -25,15 +25,25 @@ def process_incoming(ids: list[int] | None = None) -> int:
 
 @job()
 def process_spool() -> int:
-    """Move spooled messages into the database and process them, a batch at a time, until the spool is empty
-    (several of these run at once: each claims its own messages)."""
+    """Process spooled messages (into the database, processed, in one transaction per batch) until the spool is empty.
+    At most one such job per processing slot runs (spool.processing_slot); one that finds them all taken leaves
+    the mail to those, which take it on their next round."""
+    from postdesk.inbound import spool
+
     total = 0
+    shared = processing.SharedContexts()
     while True:
-        ids = processing.transfer_spool(processing.BATCH)
-        if ids is None:
+        with spool.processing_slot() as slot:
+            if slot is None:
+                return total
+            while True:
+                ids = processing.process_spooled(processing.BATCH, slot, shared)
+                if ids is None:
+                    break
+                total += len(ids)
+        # mail spooled after the last look, whose job found every slot taken while this one still held its slot
+        if not spool.unclaimed():
             return total
-        if ids:
-            total += processing.process(ids)
 
 
 @periodic_job(crontab(minute="*"))

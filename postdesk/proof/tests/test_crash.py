@@ -47,8 +47,6 @@ def test_three_kill_9_of_the_listener_under_load_lose_and_duplicate_no_acknowled
     assert figures["duplicated"] == 0, figures["duplicated_ids"]
     assert figures["emails_stored"] == figures["acknowledged"] + figures["unacknowledged_but_stored"]
     assert figures["incoming_states"].keys() <= {"done"}, figures["incoming_states"]
-    # spool rows the killed worker had claimed wait for CLAIM_TIMEOUT (5 min) before another worker takes them
-    # over; the harness ages those claims (figures["spool_claims_of_the_killed_worker"]) instead of waiting
 
 
 def test_killing_the_worker_while_it_sends_sends_no_email_twice(database_url):

@@ -83,8 +83,7 @@ def receive_as_the_listener_does(account, moment, raw: bytes):
             raw=raw, mail_from="carla@example.com", rcpt_to=[account.address], accounts=[account]
         )
         assert spool.put([delivery], lambda m: m.isoformat())[0] is not None
-        ids = processing.transfer_spool()
-        processing.process(ids)
+        ids = processing.process_spooled()
     return IncomingMessage.objects.get(pk=ids[0]).email
 
 

@@ -1,5 +1,6 @@
 """`postdesk worker`: the background job consumer (huey), with recovery of unfinished work at start-up."""
 
+import gc
 import logging
 
 from django.core.management.base import BaseCommand
@@ -27,6 +28,11 @@ class Command(BaseCommand):
         tasks_registry.recover()
         warm_up()  # load the language models once, before the workers fork: they share the memory
         connections.close_all()  # no database connection may cross a fork
+        # the language models and everything loaded so far live as long as the process: out of the collector's
+        # sight, collections no longer walk them (processing inbound mail took ~15 % less CPU), and the forked
+        # workers no longer touch (copy) their pages when the collector would have
+        gc.collect()
+        gc.freeze()
         jobs.listen_for_jobs()
         consumer = Consumer(
             jobs.huey,
