@@ -171,15 +171,20 @@ def main() -> None:
     stop = threading.Event()
 
     def observe():
+        # one connection and one plain statement per look (every 5 ms): the observer shares the 2 cores with what
+        # it measures (through the ORM, reconnecting each time, it took ~0.3 ms of CPU per message)
         last = 0
-        while not stop.is_set():
-            rows = list(Email.objects.filter(id__gt=last).order_by("id").values_list("id", "message_id"))
-            now = time.monotonic()
-            for pk, mid in rows:
-                seen[mid.strip("<>").encode()] = now
-                last = pk
-            connection.close()
-            time.sleep(0.005)
+        sql = f"SELECT id, message_id FROM {Email._meta.db_table} WHERE id > %s ORDER BY id"
+        with connection.cursor() as cursor:
+            while not stop.is_set():
+                cursor.execute(sql, [last])
+                rows = cursor.fetchall()
+                now = time.monotonic()
+                for pk, mid in rows:
+                    seen[mid.strip("<>").encode()] = now
+                    last = pk
+                time.sleep(0.005)
+        connection.close()
 
     observer = threading.Thread(target=observe)
     observer.start()
