@@ -517,9 +517,10 @@ def process_spooled(limit: int = BATCH, slot: int | None = None,
 
     Idempotent: a message whose spool row outlived the commit (a crash in between) is recognised by its spool key
     and not stored twice. A message that fails to analyse or write is still stored, marked failed (kept raw, shown
-    to supervisors); a storage error leaves the batch in the spool, claimed until a worker takes it back."""
+    to supervisors). A storage error leaves the batch in the spool, claimed until a worker takes it back; a message
+    that cannot be stored while others of its batch can is set aside in the spool (tried again after
+    spool.CLAIM_TIMEOUT) and does not hold up the rest."""
     from postdesk.inbound import spool
-    from postdesk.inbound.intake import store
 
     _, rows = spool.claim(limit, slot)
     if not rows:
@@ -538,19 +539,45 @@ def process_spooled(limit: int = BATCH, slot: int | None = None,
                     log.exception("analysis of spooled message %s failed", delivery.spool_key)
                     by_setting[detect] = exc
         analyses.append(by_setting)
-    with transaction.atomic():
-        todo = []
-        for delivery, by_setting in zip(deliveries, analyses, strict=True):
-            if not delivery.accounts:
-                continue
-            for row in store(delivery).rows:
-                analysis = by_setting[contexts[row.project_id].project.language_detection]
-                if isinstance(analysis, Analysis) and analysis.keys and analysis.keys[0] == _NO_ID_YET:
-                    analysis = dataclasses.replace(analysis, keys=[fallback_message_id(row.pk), *analysis.keys[1:]])
-                todo.append((row, delivery.raw, analysis))
-        _write_analysed(todo, contexts)
+    try:
+        with transaction.atomic():
+            todo = _store_and_write(deliveries, analyses, contexts)
+    except Exception:
+        if len(rows) == 1:
+            raise  # stays claimed: taken back by the next job (with newer mail, which then tells a bad message apart)
+        log.exception("a spooled batch could not be stored; storing its messages one by one")
+        todo, aside = [], []
+        for row, delivery, by_setting in zip(rows, deliveries, analyses, strict=True):
+            try:
+                with transaction.atomic():
+                    todo += _store_and_write([delivery], [by_setting], contexts)
+            except Exception:
+                log.exception("spooled message %s could not be stored; it stays in the spool", delivery.spool_key)
+                aside.append(row[0])
+        if len(aside) == len(rows):
+            raise  # nothing could be stored (the database is away, the disk full): the batch stays claimed
+        spool.set_aside(aside)
+        rows = [row for row in rows if row[0] not in aside]
     spool.release([row[0] for row in rows])
     return [row.pk for row, _, _ in todo]
+
+
+def _store_and_write(deliveries: list, analyses: list[dict], contexts: dict) -> list:
+    """Store the deliveries (RawMessage + IncomingMessage per project) and write their analysed emails; the
+    (row, raw, analysis) items written."""
+    from postdesk.inbound.intake import store
+
+    todo = []
+    for delivery, by_setting in zip(deliveries, analyses, strict=True):
+        if not delivery.accounts:
+            continue
+        for row in store(delivery).rows:
+            analysis = by_setting[contexts[row.project_id].project.language_detection]
+            if isinstance(analysis, Analysis) and analysis.keys and analysis.keys[0] == _NO_ID_YET:
+                analysis = dataclasses.replace(analysis, keys=[fallback_message_id(row.pk), *analysis.keys[1:]])
+            todo.append((row, delivery.raw, analysis))
+    _write_analysed(todo, contexts)
+    return todo
 
 
 _NO_ID_YET = "<intake-pending@postdesk.invalid>"  # replaced by fallback_message_id once the row has its id

@@ -166,6 +166,17 @@ def _take_back_orphans(conn: sqlite3.Connection, own: int) -> None:
             os.close(fd)
 
 
+def set_aside(ids: list[int]) -> None:
+    """Messages that could not be stored while others could: claimed by nobody for CLAIM_TIMEOUT, then tried
+    again (a bad message does not hold up every batch it would be claimed with)."""
+    if not ids:
+        return
+    conn = connect()
+    with _writing(conn):
+        conn.executemany("UPDATE spool SET claimed_by = 'aside', claimed_at = ? WHERE id = ?",
+                         [(time.time(), i) for i in ids])
+
+
 def release(ids: list[int]) -> None:
     """Forget spooled messages once they are committed in the main database."""
     if not ids:

@@ -139,3 +139,41 @@ def test_a_spooled_message_handed_over_twice_is_stored_once(forwarding):
     assert processing.process_spooled() == []
     assert IncomingMessage.objects.count() == 1 and Email.objects.count() == 1
     assert spool.pending() == 0
+
+
+def test_a_message_that_cannot_be_stored_is_set_aside_and_holds_up_nothing(forwarding, monkeypatch):
+    from postdesk.inbound import intake as intake_module
+
+    spool_messages(forwarding, range(4))
+    store = intake_module.store
+
+    def failing_store(delivery):
+        if b"Order 2" in delivery.raw:
+            raise ValueError("cannot be stored")
+        return store(delivery)
+
+    monkeypatch.setattr(intake_module, "store", failing_store)
+    assert len(processing.process_spooled()) == 3
+    assert spool.pending() == 1 and spool.unclaimed() == 0  # kept in the spool, out of the way
+    assert processing.process_spooled() is None
+    monkeypatch.setattr(intake_module, "store", store)
+    spool.connect().execute("UPDATE spool SET claimed_at = claimed_at - ?", (spool.CLAIM_TIMEOUT + 1,))
+    assert len(processing.process_spooled()) == 1
+    assert spool.pending() == 0 and Email.objects.count() == 4
+
+
+def test_a_batch_that_cannot_be_stored_at_all_stays_claimed_for_the_next_job(two_slots, forwarding, monkeypatch):
+    from postdesk.inbound import intake as intake_module
+
+    spool_messages(forwarding, range(3))
+    store = intake_module.store
+
+    def broken(delivery):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(intake_module, "store", broken)
+    with pytest.raises(OSError):
+        tasks.process_spool.call_local()
+    assert spool.pending() == 3 and Email.objects.count() == 0
+    monkeypatch.setattr(intake_module, "store", store)
+    assert tasks.process_spool.call_local() == 3  # the slot's claims were taken back at once
