@@ -1,9 +1,12 @@
 """Inbound jobs: process stored messages; sweep up anything whose job was lost (crash between commit and queueing,
 job store down); recovery at worker start-up."""
 
+import logging
+
 from postdesk.core.jobs import crontab, job, periodic_job
 from postdesk.inbound import processing
 
+log = logging.getLogger(__name__)
 SWEEP_AFTER_SECONDS = 10
 
 
@@ -51,7 +54,12 @@ def sweep_incoming() -> int:
     """Messages still pending a while after they were stored lost their job: process them now."""
     from postdesk.inbound import spool
 
-    total = process_spool.call_local() if spool.enabled() else 0
+    total = 0
+    if spool.enabled():
+        try:
+            total = process_spool.call_local()
+        except Exception:  # the spool's trouble (logged there) must not keep the pending rows below waiting
+            log.exception("spool processing failed during the sweep")
     while True:
         batch = processing.pending_ids(limit=processing.BATCH, older_than_seconds=SWEEP_AFTER_SECONDS)
         if not batch or processing.process(batch) == 0:

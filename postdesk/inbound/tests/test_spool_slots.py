@@ -177,3 +177,19 @@ def test_a_batch_that_cannot_be_stored_at_all_stays_claimed_for_the_next_job(two
     assert spool.pending() == 3 and Email.objects.count() == 0
     monkeypatch.setattr(intake_module, "store", store)
     assert tasks.process_spool.call_local() == 3  # the slot's claims were taken back at once
+
+
+def test_the_sweep_goes_on_when_the_spool_fails(forwarding, monkeypatch):
+    from postdesk.inbound.models import IncomingMessage
+
+    def broken(*args):
+        raise OSError("spool unavailable")
+
+    monkeypatch.setattr(processing, "process_spooled", broken)
+    monkeypatch.setattr(tasks, "SWEEP_AFTER_SECONDS", 0)
+    stored = intake.store_now(intake.Delivery(raw=message(1), mail_from="c@example.com",
+                                              rcpt_to=["support@acme.test"], accounts=[forwarding]))
+    IncomingMessage.objects.filter(pk__in=stored.ids).update(state=IncomingMessage.State.PENDING)
+    Email.objects.all().delete()
+    tasks.sweep_incoming.call_local()
+    assert IncomingMessage.objects.get(pk=stored.ids[0]).state == IncomingMessage.State.DONE
