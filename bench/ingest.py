@@ -11,8 +11,8 @@ aiosmtpd sink: the reference. Latency: from the 250 after DATA to the email row 
 from __future__ import annotations
 
 import argparse
-import os
 import base64
+import os
 import random
 import smtplib
 import sys
@@ -197,7 +197,7 @@ def main() -> None:
             time.sleep(0.01)
         total = time.monotonic() - started
         cpu = [after - before for after, before in zip(
-            [machine_cpu(), tree_cpu(listener.pid), tree_cpu(worker.pid), process_cpu(os.getpid())], cpu)]
+            [machine_cpu(), tree_cpu(listener.pid), tree_cpu(worker.pid), process_cpu(os.getpid())], cpu, strict=True)]
     finally:
         stop.set()
         observer.join()
@@ -227,7 +227,7 @@ def main() -> None:
             # CPU per message: the whole machine, the listener, the worker (all its processes), this client (its
             # sessions and the observer polling the email list)
             "cpu_ms_per_msg": {name: round(value / len(messages) * 1000, 3) for name, value in
-                               zip(("machine", "listener", "worker", "client"), cpu)},
+                               zip(("machine", "listener", "worker", "client"), cpu, strict=True)},
             "machine_busy": round(cpu[0] / total / os.cpu_count(), 3),
             # the same client and a bare sink: the machine's speed in this run (it varies by 20-30 % here)
             "reference_cpu_ms_per_msg": round(reference_cpu / len(messages) * 1000, 3),
