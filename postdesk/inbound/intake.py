@@ -80,7 +80,7 @@ def store(delivery: Delivery) -> Stored:
             [delivery.raw, hashlib.sha256(delivery.raw).hexdigest(), moment],
         )
         raw_id = cursor.fetchone()[0]
-        ids, rows = [], []
+        rows = []
         rcpt = delivery.rcpt_to[:100]
         rcpt_json = json.dumps(rcpt)
         for project_id, account in fresh:
@@ -106,16 +106,15 @@ def store(delivery: Delivery) -> Stored:
             )
             row = cursor.fetchone()
             if row is not None:
-                ids.append(row[0])
                 rows.append(IncomingMessage(
                     pk=row[0], received_at=delivery.received_at, protocol=delivery.protocol,
                     peer=delivery.peer[:100], helo=delivery.helo[:255], account_id=account.pk,
                     project_id=project_id, mail_from=delivery.mail_from[:998], rcpt_to=rcpt, raw_id=raw_id,
                     dedup_key=key, spool_key=delivery.spool_key, state=IncomingMessage.State.PENDING, attempts=0,
                 ))
-        if not ids:  # another listener stored the same message a moment ago (or the spool handed it over twice)
+        if not rows:  # another listener stored the same message a moment ago (or the spool handed it over twice)
             cursor.execute(f"DELETE FROM {RAW_TABLE} WHERE id = %s", [raw_id])
-    return Stored(ids, duplicates + len(fresh) - len(ids), rows)
+    return Stored([row.pk for row in rows], duplicates + len(fresh) - len(rows), rows)
 
 
 def store_now(delivery: Delivery) -> Stored:
